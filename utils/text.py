@@ -10,7 +10,9 @@ from pathlib import Path
 
 import torch
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)*|[^\sa-z0-9]")
+# A word is a run of letters or digits in any script, with inner apostrophes ("don't"); any other visible
+# character is a token of its own.
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[^\w\s]|_")
 
 
 def tokenize(text: str) -> list[str]:
@@ -67,6 +69,14 @@ class Vocab:
     def __repr__(self) -> str:
         preview = ", ".join(self.itos[2:8])
         return f"Vocab({len(self)} ids: [PAD], [UNK], {preview}, ...)"
+
+    def coverage(self, documents: Iterable[Sequence[str]]) -> float:
+        """The fraction of running tokens in `documents` that the vocabulary knows (is not `[UNK]`)."""
+        total = known = 0
+        for doc in documents:
+            total += len(doc)
+            known += sum(token in self.stoi for token in doc)
+        return known / total if total else 0.0
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Ids of a token sequence; unknown tokens map to `[UNK]`."""

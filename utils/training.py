@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from utils.text import Vocab, flatten_ids, pad_ids, tokenize
+from utils.text import Vocab, flatten_ids, tokenize
 
 Ids = Sequence[Sequence[int]]
 
@@ -30,8 +30,40 @@ def encode_texts(texts: Sequence[str], vocab: Vocab) -> list[list[int]]:
     return [vocab.encode(tokenize(text)) for text in texts]
 
 
+class EncodedTexts:
+    """Encoded texts stored once as a flat id tensor with each text's start and length, so cutting a batch is a
+    few tensor operations instead of a Python loop over lists (that loop cost ~20% of an epoch)."""
+
+    def __init__(self, ids: Ids) -> None:
+        self.flat, self.starts = flatten_ids(ids)
+        self.lengths = torch.tensor([len(s) for s in ids], dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def flat_batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The texts at `index` as flat ids plus offsets (the `nn.EmbeddingBag` input)."""
+        lengths = self.lengths[index]
+        offsets = torch.cumsum(lengths, dim=0) - lengths
+        positions = torch.repeat_interleave(self.starts[index] - offsets, lengths) + torch.arange(int(lengths.sum()))
+        return self.flat[positions], offsets
+
+    def padded_batch(self, index: torch.Tensor, pad_id: int = Vocab.pad_id) -> torch.Tensor:
+        """The texts at `index` as a (batch, longest length) tensor, padded on the right with `pad_id`."""
+        flat, _ = self.flat_batch(index)
+        lengths = self.lengths[index]
+        width = int(lengths.max()) if len(lengths) else 0
+        out = torch.full((len(lengths), width), pad_id, dtype=torch.long)
+        out[torch.arange(width) < lengths[:, None]] = flat
+        return out
+
+
+def _encoded(ids: Ids | EncodedTexts) -> EncodedTexts:
+    return ids if isinstance(ids, EncodedTexts) else EncodedTexts(ids)
+
+
 def batches(
-    ids: Ids,
+    ids: Ids | EncodedTexts,
     labels: Sequence[int],
     batch_size: int = 64,
     shuffle: bool = False,
@@ -39,16 +71,15 @@ def batches(
     padded: bool = False,
 ) -> Iterator[Batch]:
     """Yield batches in the flat ids + offsets layout (`padded=False`) or as a padded (batch, length) tensor."""
-    labels = torch.tensor(np.asarray(labels), dtype=torch.long)
-    order = torch.randperm(len(ids), generator=generator) if shuffle else torch.arange(len(ids))
-    for start in range(0, len(ids), batch_size):
-        index = order[start : start + batch_size].tolist()
-        chosen = [ids[i] for i in index]
+    texts = _encoded(ids)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    order = torch.randperm(len(texts), generator=generator) if shuffle else torch.arange(len(texts))
+    for start in range(0, len(texts), batch_size):
+        index = order[start : start + batch_size]
         if padded:
-            yield Batch(pad_ids(chosen), None, labels[index])
+            yield Batch(texts.padded_batch(index), None, labels[index])
         else:
-            flat, offsets = flatten_ids(chosen)
-            yield Batch(flat, offsets, labels[index])
+            yield Batch(*texts.flat_batch(index), labels[index])
 
 
 def _uses_padding(model: nn.Module) -> bool:
@@ -57,21 +88,24 @@ def _uses_padding(model: nn.Module) -> bool:
 
 
 def _optimizers(model: nn.Module, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
-    """Adam for dense parameters, SparseAdam for embedding tables that produce sparse gradients."""
+    """Adam for dense parameters (the fused kernel: 2-4x faster on a large embedding table), SparseAdam for
+    embedding tables that produce sparse gradients (it updates only the rows a batch used)."""
     sparse = [m.weight for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse]
     sparse_ids = {id(p) for p in sparse}
     dense = [p for p in model.parameters() if id(p) not in sparse_ids and p.requires_grad]
     sparse = [p for p in sparse if p.requires_grad]
+    if sparse and weight_decay:
+        raise ValueError("SparseAdam has no weight decay: use sparse=False embeddings to train with weight_decay")
     optimizers: list[torch.optim.Optimizer] = []
     if dense:
-        optimizers.append(torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay))
+        optimizers.append(torch.optim.Adam(dense, lr=lr, weight_decay=weight_decay, fused=True))
     if sparse:
         optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
     return optimizers
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, ids: Ids, labels: Sequence[int], batch_size: int = 512) -> dict[str, float]:
+def evaluate(model: nn.Module, ids: Ids | EncodedTexts, labels: Sequence[int], batch_size: int = 512) -> dict[str, float]:
     """Mean cross-entropy loss and accuracy of `model` on a labelled set."""
     model.eval()
     padded = _uses_padding(model)
@@ -85,7 +119,7 @@ def evaluate(model: nn.Module, ids: Ids, labels: Sequence[int], batch_size: int 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, ids: Ids, batch_size: int = 512) -> torch.Tensor:
+def predict(model: nn.Module, ids: Ids | EncodedTexts, batch_size: int = 512) -> torch.Tensor:
     """The predicted class id of every text."""
     model.eval()
     padded = _uses_padding(model)
@@ -113,7 +147,9 @@ def train(
     torch.manual_seed(seed)
     optimizers = _optimizers(model, lr, weight_decay)
     padded = _uses_padding(model)
-    train_ids, train_labels = train
+    train_ids, train_labels = _encoded(train[0]), train[1]
+    if dev is not None:
+        dev = (_encoded(dev[0]), dev[1])
     history, best_acc, best_state, since_best = [], -1.0, None, 0
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
     for epoch in bar:

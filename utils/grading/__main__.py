@@ -1,0 +1,5 @@
+"""Entry point: `python -m utils.grading --help`."""
+
+from utils.grading.cli import main
+
+raise SystemExit(main())

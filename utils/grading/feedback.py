@@ -1,0 +1,58 @@
+"""The per-student feedback page: one row per question with its result and the error message, never test code."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from utils.grading.grader import STATUSES
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.4rem 0.6rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.passed { color: #17622b; font-weight: bold; }
+.needs-reading { color: #6b5200; font-weight: bold; }
+.problem { color: #a11; font-weight: bold; }
+pre { white-space: pre-wrap; margin: 0; font-family: ui-monospace, monospace; font-size: 0.9rem; }
+"""
+
+
+def _points(value: float) -> str:
+    """3.0 -> '3', 2.5 -> '2.5'."""
+    return f"{value:g}"
+
+
+def feedback_html(submission: str, lab: str, result: dict[str, Any]) -> str:
+    """A self-contained HTML page explaining a submission's grade."""
+    rows = []
+    for q in result["questions"]:
+        status = q["status"]
+        css = status if status in ("passed", "needs-reading") else "problem"
+        if status == "needs-reading":
+            details = "Read and graded by a person." + (
+                f"<pre>{escape(q['message'])}</pre>" if q["message"] else "")
+        else:
+            details = f"<pre>{escape(q['message'])}</pre>" if q["message"] else ""
+        rows.append(
+            f"<tr><td>{escape(q['question'])}</td><td>{_points(q['score'])} / {_points(q['max_score'])}</td>"
+            f"<td class=\"{css}\" title=\"{escape(STATUSES.get(status, status))}\">{escape(status)}</td>"
+            f"<td>{details}</td></tr>"
+        )
+    note = ""
+    if result["status"] in ("invalid-notebook", "wrong-lab"):
+        note = f"<p class=\"problem\">{escape(result['message'])}</p>"
+    elif any(q["status"] == "needs-reading" for q in result["questions"]):
+        note = "<p>The score counts the automatically graded questions; written answers are added after reading.</p>"
+    legend = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in STATUSES.items())
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<title>{escape(lab)} feedback: {escape(submission)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>Feedback on {escape(lab)}</h1>\n"
+        f"<p>Submission <b>{escape(submission)}</b>: <b>{_points(result['score'])} / "
+        f"{_points(result['max_score'])}</b> points.</p>\n{note}\n"
+        "<table>\n<tr><th>Question</th><th>Points</th><th>Result</th><th>Details</th></tr>\n"
+        + "\n".join(rows)
+        + "\n</table>\n<h2>What the results mean</h2>\n<ul>" + legend + "</ul>\n</body>\n</html>\n"
+    )
