@@ -3,13 +3,13 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+VENDOR := book/assets/vendor/.complete
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-export MPLBACKEND := Agg
 # Two cores: keep torch from oversubscribing when two notebooks run side by side.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help install book test test-utils test-notebooks test-book test-browser release lab grade bench clean browser
+.PHONY: help install book test test-utils test-notebooks test-book test-browser release lab grade bench clean browser assets
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -28,9 +28,21 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 
 install: $(STAMP)
 
-book: $(STAMP)
+book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . --keep-going
 	@echo "The site is in _build/html/index.html"
+
+# The JavaScript the website serves itself (MathJax, the ipywidgets embed manager, RequireJS: versions locked in
+# package-lock.json; plotly.js from the Python plotly package), copied into book/assets/vendor/ (not committed).
+$(VENDOR): package.json package-lock.json scripts/vendor_assets.py $(STAMP)
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm; \
+	  else echo "error: the website needs Node.js and npm: run 'sudo apt-get install -y npm'"; exit 1; fi; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	$(BIN)/python scripts/vendor_assets.py
+	touch $@
+
+assets: $(VENDOR)
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 browser:
@@ -38,12 +50,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(VENDOR) browser
 	$(BIN)/python -m utils.grading release --check
 	$(BIN)/python -m pytest tests -q
 	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile book labs solutions
 	$(BIN)/jupyter-book build . -W -n --keep-going
-	$(BIN)/python -m pytest browser_tests -q
+	$(BIN)/python -m pytest browser_tests -q  # screenshots go to _build/screenshots/
 
 release: $(STAMP)
 	$(BIN)/python -m utils.grading release

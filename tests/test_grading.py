@@ -65,6 +65,26 @@ async def do_execute(*args, **kwargs):
 kernel.do_execute = do_execute
 squares = [1, 2, 3]
 """
+PATCH_FROM_THREAD = """
+import math, threading, time
+def patch():
+    while True:
+        math.isclose = lambda *a, **k: True
+        time.sleep(0.0001)
+threading.Thread(target=patch, daemon=True).start()
+def mean(values):
+    return 0
+"""
+PATCH_FROM_EVENT_LOOP = """
+import asyncio, math
+loop = asyncio.get_event_loop()
+def patch():
+    math.isclose = lambda *a, **k: True
+    loop.call_later(0.0001, patch)
+loop.call_soon(patch)
+def mean(values):
+    return 0
+"""
 NO_ASSERTS = """
 import ast
 class NoAsserts(ast.NodeTransformer):
@@ -135,6 +155,8 @@ SUBMISSIONS = {
     "event-hook": (variant({"mean": "get_ipython().events.register('pre_run_cell', lambda *a: setattr("
                                     "__import__('math'), 'isclose', lambda *a, **k: True))\ndef mean(v):\n    return 0"}),
                    FULL | {"test_mean": "failed"}),
+    "patch-from-thread": (variant({"mean": PATCH_FROM_THREAD}), FULL | {"test_mean": "failed"}),
+    "patch-from-event-loop": (variant({"mean": PATCH_FROM_EVENT_LOOP}), FULL | {"test_mean": "failed"}),
     "shadow-print": (variant({"square": "import builtins\nbuiltins.print = lambda *a, **k: None\ndef print(*a, **k):\n"
                                         "    pass\ndef square(x):\n    return x * x"}), FULL),
     "edited-tests": (variant({"square": WRONG_SQUARE, "test_square": "pass"}, drop=("test-mean",)),
@@ -227,6 +249,7 @@ def test_messages_explain_what_happened(graded):
     assert "memory" in table["memory"]["test_squares"]["message"]
     assert table["edited-tests"]["test_square"]["message"] == "AssertionError: square of a negative number should be positive"
     assert "'squares'" in table["missing-cell"]["test_squares"]["message"]
+    assert "threads started by your code" in table["patch-from-thread"]["test_mean"]["message"]
 
 
 def test_feedback_never_shows_hidden_tests_or_solutions(graded):
@@ -353,12 +376,11 @@ def _lab_names() -> list[str]:
 @pytest.mark.parametrize("lab", _lab_names() or [pytest.param("none", marks=pytest.mark.skip("no labs in solutions/ yet"))])
 def test_real_labs_solution_full_marks_released_zero(lab, tmp_path):
     """Every solutions/labN grades to full marks; every released labs/labN to zero on every graded question."""
-    released = ROOT / "labs" / lab / f"{lab}.ipynb"
-    if not released.exists():
-        pytest.skip(f"{released} not released yet (run `make release`)")
     subs, out = tmp_path / "subs", tmp_path / "out"
     subs.mkdir()
     (subs / "solution.ipynb").write_bytes((ROOT / "solutions" / lab / f"{lab}.ipynb").read_bytes())
+    release_all(ROOT / "solutions", tmp_path / "labs", [lab])  # identical to labs/ (CI runs `release --check`)
+    released = tmp_path / "labs" / lab / f"{lab}.ipynb"
     (subs / "released.ipynb").write_bytes(released.read_bytes())
     assert main(["grade", "--lab", lab, "--out", str(out), "--jobs", "2", "--timeout", "300", "--quiet", str(subs)]) == 0
     rows = read_csv(out / "grades.csv")

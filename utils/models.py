@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -43,8 +45,9 @@ class NaivePaddedBagOfWords(nn.Module):
     Kept only to show the bug and measure the cost of the two-step lookup; use `BagOfWords` for real work.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int, padding_idx: int = 0) -> None:
+    def __init__(self, vocab_size: int, embedding_dim: int, num_classes: int, padding_idx: int | None = 0) -> None:
         super().__init__()
+        # padding_idx=None is the lecture's code to the letter: the [PAD] row is then an ordinary, trained vector.
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         self.linear = nn.Linear(embedding_dim, num_classes)
 
@@ -52,3 +55,23 @@ class NaivePaddedBagOfWords(nn.Module):
         if offsets is not None:
             raise ValueError("NaivePaddedBagOfWords takes a padded (batch, length) tensor, not ids with offsets")
         return self.linear(self.embedding(ids).mean(dim=-2))
+
+
+@torch.no_grad()
+def word_scores(model: BagOfWords) -> torch.Tensor:
+    """The class scores every vocabulary word contributes on its own, W e_w (bias left out): a (vocab, classes) tensor.
+
+    The mean and the linear layer are both linear, so a text's scores are the average of its words' rows plus the bias.
+    """
+    return model.embedding.weight @ model.linear.weight.T
+
+
+@torch.no_grad()
+def token_contributions(model: BagOfWords, ids: Sequence[int]) -> torch.Tensor:
+    """Each token's share W e_t / n of one text's class scores, (tokens, classes); they sum to the scores minus the bias.
+
+    Padding ids are skipped, as the model skips them.
+    """
+    ids = torch.as_tensor(list(ids), dtype=torch.long)
+    ids = ids[ids != model.embedding.padding_idx]
+    return model.embedding.weight[ids] @ model.linear.weight.T / max(len(ids), 1)

@@ -137,3 +137,40 @@ def embedding_map(
     figure.update_layout(title=title, height=height, xaxis_title="component 1", yaxis_title="component 2",
                          template="plotly_white", margin=dict(l=40, r=20, t=60 if title else 20, b=40))
     return figure
+
+
+# --- Training and classifiers ----------------------------------------------------------------------------------
+
+
+def plot_learning_curves(history: pd.DataFrame, title: str = "", axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """Loss and accuracy per epoch from a `utils.training.train` history, training vs dev, side by side.
+
+    A dotted line marks the best dev epoch: the weights that early stopping keeps.
+    """
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)[1]
+    has_dev = "dev_acc" in history
+    for ax, metric, label in zip(axes, ["loss", "acc"], ["cross-entropy loss", "accuracy"]):
+        ax.plot(history["epoch"], history[f"train_{metric}"], marker="o", label="training")
+        if has_dev:
+            ax.plot(history["epoch"], history[f"dev_{metric}"], marker="o", label="dev")
+            ax.axvline(history.loc[history["dev_acc"].idxmax(), "epoch"], color="grey", linestyle=":", label="best dev epoch")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes
+
+
+def plot_bars(scores: pd.Series, title: str = "", xlabel: str = "", ax: Axes | None = None) -> Axes:
+    """Horizontal bars, one per entry of `scores` (first entry on top), blue for positive and red for negative values."""
+    ax = _axes(ax, figsize=(7, max(2.0, 0.25 * len(scores) + 1)))
+    values = np.asarray(scores, dtype=float)
+    positions = np.arange(len(values))[::-1]
+    ax.barh(positions, values, color=np.where(values >= 0, "tab:blue", "tab:red"))
+    ax.set_yticks(positions, [str(label) for label in scores.index])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set(xlabel=xlabel, title=title)
+    ax.grid(True, axis="x", alpha=0.3)
+    return ax

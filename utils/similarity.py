@@ -129,3 +129,16 @@ def word_similarity_correlation(vectors: Table, pairs: pd.DataFrame) -> tuple[fl
     right = table.vectors[[table.index[w] for w in covered["word2"]]]
     cosines = (_unit(left) * _unit(right)).sum(dim=-1).numpy()
     return float(spearmanr(cosines, covered["score"].to_numpy()).statistic), len(covered)
+
+
+def principal_components(vectors: np.ndarray | torch.Tensor, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """PCA by SVD: the (n, k) coordinates of the centred rows on the top `k` directions, and each direction's share
+    of the total variance. Each direction's sign is fixed (largest loading positive) so plots do not flip between runs.
+    """
+    x = torch.as_tensor(vectors, dtype=torch.float64)
+    x = x - x.mean(dim=0)
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)
+    signs = torch.sign(vh[torch.arange(len(vh)), vh.abs().argmax(dim=1)])
+    coords = (u * s * signs)[:, :k]
+    share = s**2 / (s**2).sum().clamp_min(1e-300)
+    return coords.numpy(), share[:k].numpy()

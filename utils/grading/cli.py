@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def _positive(kind: type):
     return convert
 
 
+def _paragraphs(*texts: str) -> str:
+    """Help text: each paragraph wrapped to 78 columns."""
+    return "\n\n".join(textwrap.fill(text, 78) for text in texts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: `release` and `grade`."""
     parser = argparse.ArgumentParser(
@@ -61,12 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade = commands.add_parser(
         "grade", help="grade submissions of one lab into a folder of CSV files and feedback pages",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Grade student notebooks of one lab. Each submission runs in its own fresh kernel, in an empty "
-                    "temporary folder, with a memory limit and a per-cell time limit. Only the student's solution "
-                    "cells and written answers are taken from the submission; all tests come from solutions/.\n\n"
-                    "Writes OUT/grades.csv, OUT/summary.csv, OUT/written.csv (written answers to read), "
-                    "OUT/feedback/<submission>.html and a cache in OUT/.cache (unchanged submissions are not "
-                    "graded again). Exit status 0 when grading completed, whatever the scores.",
+        description=_paragraphs(
+            "Grade student notebooks of one lab. Each submission runs in its own fresh kernel, in an empty "
+            "temporary folder, with a memory limit and a per-cell time limit. Only the student's solution "
+            "cells and written answers are taken from the submission; all tests come from solutions/.",
+            "Writes OUT/grades.csv, OUT/summary.csv, OUT/written.csv (written answers to read), "
+            "OUT/feedback/<submission>.html and a cache in OUT/.cache (unchanged submissions are not "
+            "graded again). Exit status 0 when grading completed, whatever the scores; 2 for usage errors."),
         epilog="statuses:\n" + "\n".join(f"  {k:<17} {v}" for k, v in STATUSES.items()))
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                        help=".ipynb files, or folders searched recursively for .ipynb files")

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from utils.grading.feedback import feedback_html
-from utils.grading.grader import GraderError, Options, grade_notebook
+from utils.grading.grader import Options, grade_notebook
 from utils.grading.kernel import Interrupted, write_kernelspec
 from utils.grading.notebook import Lab
 
@@ -135,9 +135,9 @@ class Gradebook:
                                     scratch / "shared", self.options, self.stop.is_set)
         except Interrupted:
             raise
-        except (GraderError, RuntimeError, OSError) as error:
-            return self._failure(f"the grader failed (not your fault; the instructor will look at it): {error}",
-                                 "grader-error"), False
+        except Exception as error:  # one broken submission or kernel must not stop the others
+            return self._failure(f"the grader failed (not your fault; the instructor will look at it): "
+                                 f"{type(error).__name__}: {error}", "grader-error"), False
         atomic_write(cache, json.dumps(result, sort_keys=True))
         return result, False
 
@@ -154,7 +154,7 @@ class Gradebook:
         self.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
             scratch = Path(tmp)
-            write_kernelspec(scratch / "kernels", self.options.memory)
+            write_kernelspec(scratch / "kernels", self.options.memory, self.options.output_limit)
             (scratch / "shared" / "matplotlib").mkdir(parents=True)
             bar = tqdm(total=len(submissions), desc=f"grading {self.lab.name}", unit="notebook", disable=not self.progress)
             executor = ThreadPoolExecutor(max_workers=self.jobs)

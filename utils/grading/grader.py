@@ -24,7 +24,7 @@ from utils.grading.release import ANSWER_PLACEHOLDER, is_answer_marker, stub_sol
 STATUSES = {
     "passed": "the tests passed",
     "failed": "a test failed",
-    "error": "the student's solution cell raised an exception",
+    "error": "a solution cell raised an exception",
     "timeout": "a cell ran longer than the time limit",
     "kernel-died": "the Python process died (crash, os._exit, segfault)",
     "memory": "the code needed more memory than the limit",
@@ -135,8 +135,7 @@ class _Run:
 
     def install_guard(self) -> None:
         """Snapshot the trusted kernel state (just before the first student code runs)."""
-        install = f"m.install({self.key!r}, {self.options.output_limit})"
-        code = (f"(lambda m: (exec(compile({GUARD_SOURCE!r}, 'grader', 'exec'), vars(m)), {install}))"
+        code = (f"(lambda m: (exec(compile({GUARD_SOURCE!r}, 'grader', 'exec'), vars(m)), m.install({self.key!r})))"
                 f"(__import__('types').ModuleType({self.key!r}))")
         outcome = self.kernel.execute(code, GUARD_TIMEOUT, silent=True)
         if outcome.status != "ok":
@@ -156,11 +155,13 @@ class _Run:
         The test passes only if the kernel reports success AND the cell printed a fresh random nonce, which
         only running the whole test code can do (a hooked run_cell that reports success prints nothing).
         """
-        guard = self.kernel.execute(f"__import__('sys').modules[{self.key!r}].restore()", GUARD_TIMEOUT, silent=True)
+        restore = f"__import__('sys').modules[{self.key!r}].restore()"
+        guard = self.kernel.execute(restore, GUARD_TIMEOUT, silent=True)
         if guard.status in ("timeout", "died"):
             return guard, False
-        nonce = secrets.token_hex(16)
-        code = f"{source.rstrip()}\n__import__('sys').modules[{self.key!r}].write_marker({nonce!r})"
+        # Restoring again inside the test cell closes the gap between the two requests (event-loop callbacks).
+        nonce, guard_module = secrets.token_hex(16), f"__import__('sys').modules[{self.key!r}]"
+        code = f"{guard_module}.restore()\n{source.rstrip()}\n{guard_module}.write_marker({nonce!r})"
         outcome = self.kernel.execute(code, self.options.timeout, marker=nonce)
         return outcome, guard.status == "ok"
 

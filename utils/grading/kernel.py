@@ -21,17 +21,8 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-#: Starts ipykernel after setting the resource limits; `python -c LAUNCHER <memory bytes> -f <connection file>`.
-#: RLIMIT_DATA, not RLIMIT_AS: torch, pyarrow and glibc reserve gigabytes of address space they never touch.
-LAUNCHER = """\
-import resource, sys
-limit = int(sys.argv.pop(1))
-if limit > 0:
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-from ipykernel.kernelapp import launch_new_instance
-launch_new_instance()
-"""
+#: The kernel's launcher (limits memory and output before ipykernel starts), run with `python -c`.
+LAUNCHER = (Path(__file__).parent / "kernel_launcher.py").read_text(encoding="utf-8")
 
 #: Environment variables passed through to the kernel when set (OpenBLAS needs them on some processors).
 PASS_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -79,10 +70,10 @@ def kernel_env(home: Path, shared: Path) -> dict[str, str]:
     return env
 
 
-def write_kernelspec(folder: Path, memory: int) -> Path:
+def write_kernelspec(folder: Path, memory: int, output_limit: int) -> Path:
     """Write the grader's kernelspec (the launcher above) into `folder`/grader; returns `folder`."""
     spec = {
-        "argv": [sys.executable, "-c", LAUNCHER, str(memory), "-f", "{connection_file}"],
+        "argv": [sys.executable, "-c", LAUNCHER, str(memory), str(output_limit), "-f", "{connection_file}"],
         "display_name": "Python 3 (grader)",
         "language": "python",
         "interrupt_mode": "signal",
@@ -138,6 +129,9 @@ class Kernel:
                     break
             except queue.Empty:
                 pass
+            if self.should_stop():
+                self.kill()
+                raise Interrupted()
             if not manager.is_alive() or time.monotonic() > deadline:
                 code = self._exit_code()
                 self.kill()
@@ -213,4 +207,5 @@ class Kernel:
         seconds = time.monotonic() - start
         if reply.get("status") == "ok":
             return Outcome("ok", seconds=seconds, marker_seen=seen)
-        return Outcome("error", str(reply.get("ename", "")), str(reply.get("evalue", "")), seconds, seen)
+        ename = str(reply.get("ename") or f"execution {reply.get('status', 'failed')}")
+        return Outcome("error", ename, str(reply.get("evalue", "")), seconds, seen)

@@ -13,6 +13,7 @@ where the execution machinery lies about success.
 
 import builtins
 import sys
+import threading
 import types
 
 from IPython import get_ipython
@@ -45,6 +46,10 @@ def _is_definition(value):
     return isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
 
 
+class GuardError(RuntimeError):
+    """The kernel is in a state where tests cannot be trusted (the test then counts as failed)."""
+
+
 class Guard:
     """A snapshot of trusted kernel state, taken once, restorable any number of times."""
 
@@ -74,6 +79,7 @@ class Guard:
         self.bindings = {k: v for k, v in shell.user_ns.items()
                          if not k.startswith("_") and k not in IPYTHON_NAMES and _is_definition(v)}
         self.builtin_names = set(vars(builtins))
+        self.threads = set(threading.enumerate())
 
     def _hook_lists(self):
         """Mutable lists whose contents change how cells run: transformers and event callbacks."""
@@ -89,9 +95,17 @@ class Guard:
                 if isinstance(d, dict)]
 
     def restore(self):
-        """Put every snapshotted object back, and drop callables the student bound over builtins names."""
+        """Put every snapshotted object back, and drop callables the student bound over builtins names.
+
+        Raises GuardError while threads started by student code are alive: they could undo the restore.
+        """
         sys.settrace(None)
         sys.setprofile(None)
+        threading.settrace(None)
+        threading.setprofile(None)
+        foreign = [t for t in threading.enumerate() if t not in self.threads and not _harmless(t)]
+        if foreign:
+            raise GuardError(f"threads started by your code are still running ({', '.join(t.name for t in foreign)})")
         for name, value in self.sys_attributes.items():
             setattr(sys, name, value)
         sys.modules.update(self.modules)
@@ -121,40 +135,26 @@ class Guard:
         ns.update(self.bindings)
 
 
+#: Threads that libraries start on their own and that never touch user state: (module, class name).
+LIBRARY_THREADS = (("tqdm._monitor", "TMonitor"), ("zmq.utils.garbage", "GarbageCollectorThread"),
+                   ("IPython.core.history", "HistorySavingThread"))
+
+
+def _harmless(thread):
+    """Whether a thread is one of the LIBRARY_THREADS (checked by class identity, not by name)."""
+    classes = [getattr(sys.modules.get(module), name, None) for module, name in LIBRARY_THREADS]
+    return type(thread) in [cls for cls in classes if cls is not None] and "run" not in vars(thread)
+
+
 def _no_exit(*args, **kwargs):
     """exit() and quit() would end the kernel after the cell; make them raise like sys.exit() instead."""
     raise SystemExit("exit() and quit() are disabled while grading")
 
 
-def _cap_output(streams, limit):
-    """Patch the stream class's `write` so that one execution prints at most `limit` characters per stream.
-
-    The class, not the instance: IPython swaps the instance's `write` around every cell (to record output).
-    Returns the original `write` and the function that resets the budgets.
-    """
-    cls = type(streams[0])
-    write = cls.write
-    budget = {}
-
-    def capped(self, text, *args, **kwargs):
-        left = budget.get(id(self), limit)
-        if left <= 0:
-            return len(text)
-        if len(text) > left:
-            text = text[:left] + f"\n[output cut: more than {limit} characters]\n"
-        budget[id(self)] = left - len(text)
-        return write(self, text, *args, **kwargs)
-
-    cls.write = capped
-    return write, budget.clear
-
-
-def install(key, output_limit):
+def install(key):
     """Snapshot the kernel now and register the guard under an unguessable module name."""
-    shell = get_ipython()
-    shell.ask_exit = _no_exit
-    write, reset = _cap_output([sys.stdout, sys.stderr], output_limit)
-    shell.events.register("pre_execute", reset)
+    get_ipython().ask_exit = _no_exit
     guard = Guard()
-    guard.write_marker = lambda nonce: write(guard.sys_attributes["stdout"], f"{nonce}\n")
+    stdout = guard.sys_attributes["stdout"]
+    guard.write_marker = lambda nonce: type(stdout).uncapped_write(stdout, f"{nonce}\n")
     sys.modules[key] = guard

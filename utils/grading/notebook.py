@@ -29,7 +29,7 @@ class LabError(ValueError):
 def cell_source(cell: dict[str, Any]) -> str:
     """A cell's source as one string (on disk it may be a list of lines)."""
     source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else str(source)
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
 
 
 def nbgrader_meta(cell: dict[str, Any]) -> dict[str, Any]:
