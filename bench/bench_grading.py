@@ -66,9 +66,9 @@ def nbgrader(python: str, lab: str, solution: Path, copies: int, work: Path) -> 
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (course)", "language": "python"}))
-    env = dict(os.environ, JUPYTER_PATH=str(work / "jupyter"))
-    nbgrader_bin = str(Path(python).parent / "nbgrader")
-    timed([nbgrader_bin, "db", "assignment", "add", lab], cwd=course, env=env)
+    bin_dir = str(Path(python).parent)  # nbgrader runs `alembic` from PATH
+    env = dict(os.environ, JUPYTER_PATH=str(work / "jupyter"), PATH=bin_dir + os.pathsep + os.environ["PATH"])
+    nbgrader_bin = str(Path(bin_dir) / "nbgrader")
     timed([nbgrader_bin, "generate_assignment", lab, "--force"], cwd=course, env=env)
     release = course / "release" / lab / f"{lab}.ipynb"
     for student in students:
@@ -108,6 +108,7 @@ def main() -> None:
             summary = pd.read_csv(work / f"out{jobs}" / "summary.csv")
             rows.append({"grader": f"utils.grading --jobs {jobs}", "seconds": seconds,
                          "score": summary.score.sum() / summary.max_score.sum()})
+            print(rows[-1], flush=True)
         if args.nbgrader_python:
             seconds, score = nbgrader(args.nbgrader_python, args.lab, solution, args.copies, work / "nbgrader")
             rows.append({"grader": "nbgrader autograde", "seconds": seconds, "score": score})

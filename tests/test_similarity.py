@@ -19,6 +19,7 @@ from utils.similarity import (
     nearest_neighbours,
     neighbours_side_by_side,
     principal_components,
+    spearman,
     word_similarity_correlation,
 )
 from utils.text import Vocab
@@ -113,6 +114,13 @@ def test_word_similarity_correlation_matches_a_reference_and_counts_coverage() -
     expected = np.corrcoef(rankdata(cosines), rankdata(pairs["score"][:5]))[0, 1]  # Spearman = Pearson of ranks
     assert covered == 5 and rho == pytest.approx(expected, abs=1e-6)
     assert word_similarity_correlation((WORDS, MATRIX), pairs.iloc[[0, 5]]) == (pytest.approx(np.nan, nan_ok=True), 1)
+
+
+def test_spearman_matches_scipy_with_ties() -> None:
+    x = np.array([1.0, 2.0, 2.0, 3.0, 5.0, 4.0, 4.0, 0.5])
+    y = np.array([0.3, 0.1, 0.4, 0.4, 0.9, 0.2, 0.8, 0.0])
+    assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert spearman(x, 2 * x + 1) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
 
 
 def test_neighbours_side_by_side_has_one_column_pair_per_space() -> None:

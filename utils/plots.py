@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.io.json import to_json_plotly
 
@@ -156,6 +157,7 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "", axes: Sequence[
             ax.plot(history["epoch"], history[f"dev_{metric}"], marker="o", label="dev")
             ax.axvline(history.loc[history["dev_acc"].idxmax(), "epoch"], color="grey", linestyle=":", label="best dev epoch")
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:

@@ -143,6 +143,10 @@ def skipgram_windows(ids: np.ndarray, docs: np.ndarray, window: int, rng: np.ran
 # --- The model and its hand-written update -------------------------------------------------------------------
 
 
+import os
+CAP = float(os.environ.get('CAP', 0))
+
+
 class SkipGram:
     """The two tables of word2vec: input vectors (the embeddings we keep) and output vectors (used by the loss)."""
 
@@ -170,8 +174,14 @@ class SkipGram:
         real[:, 0] = True
         weight = torch.from_numpy(group.mask).unsqueeze(2) & real.unsqueeze(1)
         g = (labels - torch.sigmoid(scores)).mul_(weight).mul_(lr)  # minus the gradient, times the learning rate
-        self.input.index_add_(0, contexts, torch.bmm(g, y).view(n * slots, -1))
-        self.output.index_add_(0, outputs.view(-1), torch.bmm(g.transpose(1, 2), x).view(outputs.numel(), -1))
+        g_in, g_out = g, g
+        if CAP:
+            vocab_size = len(self.input)
+            in_scale = (CAP / torch.bincount(contexts, minlength=vocab_size).clamp(min=CAP))[contexts].view(n, slots, 1)
+            out_scale = (CAP / torch.bincount(outputs.view(-1), minlength=vocab_size).clamp(min=CAP))[outputs].view(n, 1, -1)
+            g_in, g_out = g * in_scale, g * out_scale
+        self.input.index_add_(0, contexts, torch.bmm(g_in, y).view(n * slots, -1))
+        self.output.index_add_(0, outputs.view(-1), torch.bmm(g_out.transpose(1, 2), x).view(outputs.numel(), -1))
 
 
 def _chunks(n_tokens: int, chunk_words: int) -> list[tuple[int, int]]:

@@ -25,6 +25,9 @@ WATCHED_MODULES = (
     "torch.testing", "torch.nn", "torch.nn.functional", "torch.linalg", "pandas", "pandas.testing",
     "IPython", "IPython.core.interactiveshell", "ipykernel.ipkernel", "ipykernel.kernelbase", "ipykernel.zmqshell",
 )
+#: Top-level packages of WATCHED_MODULES whose modules and functions the setup cells may bind to names.
+LIBRARY_ROOTS = {"math", "cmath", "operator", "functools", "itertools", "collections", "random", "numpy", "torch",
+                 "pandas", "unittest"}
 #: Attributes of sys that decide how errors and output are reported.
 SYS_ATTRIBUTES = ("excepthook", "displayhook", "stdout", "stderr", "stdin", "meta_path", "path_hooks", "modules")
 #: IPython names in the user namespace that the guard never touches.
@@ -41,9 +44,14 @@ def _classes(*objects):
     return seen
 
 
-def _is_definition(value):
-    """Modules, functions and classes: the user-namespace bindings the guard restores."""
-    return isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
+def _is_library(value):
+    """Modules and callables of the libraries tests compare with (`np`, `torch`, `isclose`, ...).
+
+    Only these user-namespace bindings are restored: a student may well reuse a name like `data` for a variable.
+    """
+    name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+    usable = isinstance(value, types.ModuleType) or callable(value)
+    return usable and isinstance(name, str) and name.split(".")[0] in LIBRARY_ROOTS
 
 
 class GuardError(RuntimeError):
@@ -77,7 +85,7 @@ class Guard:
         self.dicts = [(d, dict(d)) for d in self._hook_dicts()]
         self.user_ns = shell.user_ns
         self.bindings = {k: v for k, v in shell.user_ns.items()
-                         if not k.startswith("_") and k not in IPYTHON_NAMES and _is_definition(v)}
+                         if not k.startswith("_") and k not in IPYTHON_NAMES and _is_library(v)}
         self.builtin_names = set(vars(builtins))
         self.threads = set(threading.enumerate())
 
@@ -95,7 +103,7 @@ class Guard:
                 if isinstance(d, dict)]
 
     def restore(self):
-        """Put every snapshotted object back, and drop callables the student bound over builtins names.
+        """Put every snapshotted object back, and drop callables the student bound to names of builtins.
 
         Raises GuardError while threads started by student code are alive: they could undo the restore.
         """
