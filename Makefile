@@ -16,6 +16,7 @@ help:
 	@echo "make test   - set up .venv (once) and run the whole test suite"
 	@echo "make lab    - open JupyterLab on the student labs"
 	@echo "make release- regenerate labs/ from solutions/"
+	@echo "make grade LAB=lab1 SUBMISSIONS=folder - grade students' notebooks into grading-out/lab1/"
 	@echo "make bench  - run the benchmark scripts in bench/"
 
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml
@@ -62,6 +63,11 @@ release: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab labs
+
+# make grade LAB=lab1 SUBMISSIONS=path/to/folder  ->  grading-out/lab1/{grades,summary,written}.csv, feedback/
+grade: $(STAMP)
+	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=lab1 SUBMISSIONS=folder-or-files"; exit 2; }
+	$(BIN)/python -m utils.grading grade --lab $(LAB) --out grading-out/$(LAB) $(SUBMISSIONS)
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
