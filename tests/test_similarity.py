@@ -17,9 +17,11 @@ from utils.similarity import (
     cosine_similarity,
     embedding_word_vectors,
     nearest_neighbours,
+    neighbour_agreement,
     neighbours_side_by_side,
     principal_components,
     spearman,
+    typical_class,
     word_similarity_correlation,
 )
 from utils.text import Vocab
@@ -139,3 +141,29 @@ def test_principal_components_match_sklearn_up_to_sign() -> None:
     np.testing.assert_allclose(share, reference.explained_variance_ratio_, atol=1e-10)
     # The sign convention makes the result a function of the data: negating the data negates the coordinates.
     np.testing.assert_allclose(principal_components(-data, k=3)[0], -coords, atol=1e-8)
+
+
+def test_neighbour_agreement_matches_a_brute_force_count() -> None:
+    labels = {word: ("odd" if i % 2 else "even") if i < 30 else "third" for i, word in enumerate(WORDS)}
+    del labels["w39"]  # unlabelled words take no part
+    agreement, chance = neighbour_agreement(TABLE, labels, k=3)
+    words = [w for w in WORDS if w in labels]
+    unit = MATRIX[:39] / np.linalg.norm(MATRIX[:39], axis=1, keepdims=True)
+    cos = unit @ unit.T
+    np.fill_diagonal(cos, -np.inf)
+    same = [np.mean([labels[words[j]] == labels[w] for j in np.argsort(-cos[i])[:3]]) for i, w in enumerate(words)]
+    assert agreement == pytest.approx(np.mean(same))
+    sizes = np.array([15, 15, 9])  # a random other word shares the label with this probability
+    assert chance == pytest.approx((sizes * (sizes - 1)).sum() / (39 * 38))
+    clustered = WordVectors(["a", "b", "c", "d"], np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], dtype=np.float32))
+    assert neighbour_agreement(clustered, {"a": 1, "b": 1, "c": 2, "d": 2}, k=1) == (1.0, pytest.approx(1 / 3))
+
+
+def test_typical_class_uses_rates_relative_to_class_size() -> None:
+    documents = [["good", "film", "the"], ["good", "the", "the", "the"], ["bad", "film", "the", "the", "the"], ["good"]]
+    labels = [1, 1, 0, 0]  # positive documents hold 7 tokens, negative ones 6
+    typical = typical_class(documents, labels, ["negative", "positive"])
+    assert typical["good"] == "positive"  # 2/7 > 1/6
+    assert typical["bad"] == "negative" and typical["the"] == "positive"  # the: 4/7 > 3/6
+    assert typical["film"] == "negative"  # 1/6 > 1/7
+    assert set(typical_class(documents, labels, ["negative", "positive"], min_count=3)) == {"good", "the"}

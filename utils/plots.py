@@ -165,6 +165,29 @@ def plot_learning_curves(history: pd.DataFrame, title: str = "", axes: Sequence[
     return axes
 
 
+def plot_mean_with_band(
+    results: pd.DataFrame, x: str, y: str, by: str, reference: float | None = None, reference_label: str = "",
+    logx: bool = True, title: str = "", xlabel: str = "", ylabel: str = "", ax: Axes | None = None,
+) -> Axes:
+    """One line per value of `by`: the mean of `y` over repeated runs at each `x`, with a band of one standard deviation.
+
+    `reference` draws a horizontal dashed line (e.g. a baseline's score) for comparison.
+    """
+    ax = _axes(ax)
+    for name, group in results.groupby(by, sort=False):
+        stats = group.groupby(x)[y].agg(["mean", "std"]).fillna(0.0)
+        ax.plot(stats.index, stats["mean"], marker="o", label=str(name))
+        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], alpha=0.2)
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label or None)
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax
+
+
 def plot_bars(scores: pd.Series, title: str = "", xlabel: str = "", ax: Axes | None = None) -> Axes:
     """Horizontal bars, one per entry of `scores` (first entry on top), blue for positive and red for negative values."""
     ax = _axes(ax, figsize=(7, max(2.0, 0.25 * len(scores) + 1)))

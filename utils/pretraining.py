@@ -15,11 +15,10 @@ With `threads=2`, two workers update the shared tables without locks (Hogwild!),
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,7 +42,11 @@ class Embeddings(NamedTuple):
 
 @dataclass(frozen=True)
 class Word2VecConfig:
-    """The settings of a skip-gram run, named as in gensim (`dim` is gensim's `vector_size`)."""
+    """The settings of a skip-gram run, named as in gensim (`dim` is gensim's `vector_size`).
+
+    Two are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates, and `max_row_step`,
+    the largest total learning rate one row may take in one batch (see `_cap_scale`).
+    """
 
     dim: int = 100
     window: int = 5
@@ -53,7 +56,8 @@ class Word2VecConfig:
     epochs: int = 5
     lr: float = 0.025
     min_lr: float = 1e-4
-    chunk_words: int = 4_000
+    chunk_words: int = 8_000
+    max_row_step: float = 0.8
     threads: int = 1
     seed: int = 0
 
@@ -101,6 +105,16 @@ def noise_distribution(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
     return weights / weights.sum()
 
 
+def noise_table(counts: np.ndarray, power: float = 0.75, size: int = 10_000_000) -> np.ndarray:
+    """A table in which each word id fills a share of the `size` slots proportional to its noise probability.
+
+    Drawing a uniform random slot then draws a word from `noise_distribution` (to within 1 / size), and is much
+    faster than searching the cumulative distribution; the reference C code uses the same trick.
+    """
+    edges = np.round(np.cumsum(noise_distribution(counts, power)) * size).astype(np.int64)
+    return np.repeat(np.arange(len(edges), dtype=np.int32), np.diff(edges, prepend=0))
+
+
 def encode_corpus(documents: Iterable[Sequence[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     """All in-vocabulary tokens as one id array, plus the document number of each (out-of-vocabulary words dropped)."""
     ids, docs = [], []
@@ -143,10 +157,6 @@ def skipgram_windows(ids: np.ndarray, docs: np.ndarray, window: int, rng: np.ran
 # --- The model and its hand-written update -------------------------------------------------------------------
 
 
-import os
-CAP = float(os.environ.get('CAP', 0))
-
-
 class SkipGram:
     """The two tables of word2vec: input vectors (the embeddings we keep) and output vectors (used by the loss)."""
 
@@ -155,7 +165,7 @@ class SkipGram:
         self.input = (torch.rand(vocab_size, dim, generator=generator) - 0.5) / dim
         self.output = torch.zeros(vocab_size, dim)
 
-    def step(self, group: Windows, negatives: np.ndarray, lr: float) -> None:
+    def step(self, group: Windows, negatives: np.ndarray, lr: float, max_row_step: float = 0.8) -> None:
         """One SGD step of the SGNS loss on a group of windows, with gradients computed by hand.
 
         For context vector x and output vectors y_0 (the centre) and y_1..y_k (noise words), the loss is
@@ -174,18 +184,23 @@ class SkipGram:
         real[:, 0] = True
         weight = torch.from_numpy(group.mask).unsqueeze(2) & real.unsqueeze(1)
         g = (labels - torch.sigmoid(scores)).mul_(weight).mul_(lr)  # minus the gradient, times the learning rate
-        g_in, g_out = g, g
-        if CAP:
-            vocab_size = len(self.input)
-            in_scale = (CAP / torch.bincount(contexts, minlength=vocab_size).clamp(min=CAP))[contexts].view(n, slots, 1)
-            out_scale = (CAP / torch.bincount(outputs.view(-1), minlength=vocab_size).clamp(min=CAP))[outputs].view(n, 1, -1)
-            g_in, g_out = g * in_scale, g * out_scale
+        cap = max_row_step / lr
+        g_in = g * _cap_scale(contexts, len(self.input), cap).view(n, slots, 1)
+        g_out = g * _cap_scale(outputs.view(-1), len(self.output), cap).view(n, 1, -1)
         self.input.index_add_(0, contexts, torch.bmm(g_in, y).view(n * slots, -1))
         self.output.index_add_(0, outputs.view(-1), torch.bmm(g_out.transpose(1, 2), x).view(outputs.numel(), -1))
 
 
-def _chunks(n_tokens: int, chunk_words: int) -> list[tuple[int, int]]:
-    return [(start, min(start + chunk_words, n_tokens)) for start in range(0, n_tokens, chunk_words)]
+def _cap_scale(rows: torch.Tensor, num_rows: int, cap: float) -> torch.Tensor:
+    """Per entry of `rows`: 1, or cap / k for a row that occurs k > cap times in this batch.
+
+    One-at-a-time SGD limits itself: once x.y is large, the next update of the same pair is small. A batch adds up
+    k updates computed from the same stale vectors, so a word repeated many times in one text ("illustrators" in a
+    list of credits) takes a k-times step, and x and y can blow up together. With cap = max_row_step / lr, no row
+    moves by more than max_row_step times one gradient per batch; at lr = 0.025 that is 32 updates' worth.
+    """
+    counts = torch.bincount(rows, minlength=num_rows).float().clamp_(min=cap)
+    return (cap / counts)[rows]
 
 
 def train_word2vec(
@@ -196,47 +211,68 @@ def train_word2vec(
     """Train skip-gram with negative sampling on tokenised documents; return the input vectors and run statistics.
 
     Deterministic for a given seed with `threads=1`; with more threads the lock-free updates interleave differently
-    from run to run (as in gensim with several workers).
+    from run to run (as in gensim with several workers). The time in the statistics covers training only, as
+    gensim's `train` does (building the vocabulary and encoding the text come before).
     """
     vocab = Vocab.build(documents, min_freq=config.min_count)
     ids, docs = encode_corpus(documents, vocab)
     counts = np.array([vocab.counts.get(t, 0) for t in vocab.itos], dtype=np.float64)
     keep = keep_probabilities(counts, config.sample)
-    cumulative = torch.from_numpy(np.cumsum(noise_distribution(counts)))
-    cumulative[-1] = 1.0
+    table = noise_table(counts)
     model = SkipGram(len(vocab), config.dim, torch.Generator().manual_seed(config.seed))
     raw_words = sum(len(doc) for doc in documents)
-    chunks = _chunks(len(ids), config.chunk_words)
-    total = config.epochs * len(chunks)
+    chunks = [(start, min(start + config.chunk_words, len(ids))) for start in range(0, len(ids), config.chunk_words)]
+    jobs = config.epochs * len(chunks)
 
-    def work(job: int) -> tuple[int, int]:
+    def work(job: int) -> int:
+        """Train on one chunk of one epoch, with its own random stream; return the number of pairs."""
         epoch, index = divmod(job, len(chunks))
         start, end = chunks[index]
         rng = np.random.default_rng([config.seed, epoch, index])
-        lr = config.lr - (config.lr - config.min_lr) * job / total
+        lr = config.lr - (config.lr - config.min_lr) * job / jobs
         chunk_ids, chunk_docs = ids[start:end], docs[start:end]
         kept = rng.random(len(chunk_ids)) < keep[chunk_ids]
         pairs = 0
         for group in skipgram_windows(chunk_ids[kept], chunk_docs[kept], config.window, rng):
-            uniform = torch.from_numpy(rng.random((len(group.centers), config.negatives)))
-            negatives = torch.searchsorted(cumulative, uniform).numpy()
-            model.step(group, negatives, lr)
+            negatives = table[rng.integers(0, len(table), (len(group.centers), config.negatives))]
+            model.step(group, negatives, lr, config.max_row_step)
             pairs += int(group.mask.sum())
-        return end - start, pairs
+        return pairs
 
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    started = time.perf_counter()
-    pairs = 0
+    torch.set_num_threads(1)  # parallelism comes from the workers, one core each
+    started, pairs = time.perf_counter(), 0
     try:
-        with ThreadPoolExecutor(config.threads) as pool, tqdm(total=config.epochs * raw_words, desc="word2vec", unit="word", unit_scale=True, disable=not progress) as bar:
-            scale = raw_words / max(len(ids), 1)
-            for words, n_pairs in pool.map(work, range(total)):
+        bar = tqdm(total=config.epochs * raw_words, desc="word2vec", unit="word", unit_scale=True, disable=not progress)
+        with ThreadPoolExecutor(config.threads) as pool, bar:
+            for job, n_pairs in enumerate(pool.map(work, range(jobs))):
                 pairs += n_pairs
-                bar.update(round(words * scale))
+                start, end = chunks[job % len(chunks)]
+                bar.update(round((end - start) * raw_words / len(ids)))
     finally:
         torch.set_num_threads(previous_threads)
     seconds = time.perf_counter() - started
     vectors = model.input
     vectors[[vocab.pad_id, vocab.unk_id]] = 0.0
     return Embeddings(vocab, vectors), TrainingStats(config.epochs * raw_words, pairs, seconds)
+
+
+# --- Saving and loading --------------------------------------------------------------------------------------
+
+
+def save_embeddings(embeddings: Embeddings, directory: str | Path) -> None:
+    """Write the vocabulary (`vocab.json`) and the vectors (`vectors.npy`) into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    embeddings.vocab.save(directory / "vocab.json")
+    np.save(directory / "vectors.npy", embeddings.vectors.detach().cpu().numpy())
+
+
+def load_embeddings(directory: str | Path) -> Embeddings:
+    """Read embeddings written by `save_embeddings`."""
+    directory = Path(directory)
+    vocab = Vocab.load(directory / "vocab.json")
+    vectors = torch.from_numpy(np.load(directory / "vectors.npy"))
+    if len(vectors) != len(vocab):
+        raise ValueError(f"{directory}: {len(vocab)} words but {len(vectors)} vectors")
+    return Embeddings(vocab, vectors)

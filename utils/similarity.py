@@ -6,6 +6,7 @@ a NumPy array or a torch tensor (row i belongs to word i). Chapters 4 and 5 use 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -93,7 +94,7 @@ def neighbours_side_by_side(word: str, spaces: Mapping[str, Table], k: int = 10)
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Ranks 1..n of the values of `x`; tied values share their average rank."""
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)
     ordered = x[order]
     first = np.r_[True, ordered[1:] != ordered[:-1]]
     starts = np.flatnonzero(first)
@@ -108,7 +109,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
     Written with NumPy rather than scipy.stats, whose import alone costs about a second.
     """
-    return float(np.corrcoef(_ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float)))[0, 1])
+    return float(np.corrcoef(_ranks(np.asarray(x)), _ranks(np.asarray(y)))[0, 1])
 
 
 def _upper_triangle(matrix: torch.Tensor) -> np.ndarray:
@@ -161,3 +162,37 @@ def principal_components(vectors: np.ndarray | torch.Tensor, k: int = 2) -> tupl
     coords = (u * s * signs)[:, :k]
     share = s**2 / (s**2).sum().clamp_min(1e-300)
     return coords.numpy(), share[:k].numpy()
+
+
+def neighbour_agreement(table: Table, labels: Mapping[str, object], k: int = 10) -> tuple[float, float]:
+    """How well a space's neighbourhoods respect a labelling of its words (e.g. the sign of a sentiment score).
+
+    For every labelled word, the share of its `k` nearest neighbours (by cosine, among the labelled words) with the
+    same label, averaged over words; returned with the share that random neighbours would reach (the chance level).
+    """
+    vectors = as_word_vectors(table)
+    words = [w for w in vectors.words if w in labels]
+    codes = pd.factorize(pd.Series([labels[w] for w in words]))[0]
+    scores = cosine_similarity(vectors.vectors[[vectors.index[w] for w in words]])
+    scores.fill_diagonal_(-float("inf"))
+    neighbours = torch.topk(scores, k, dim=1).indices.numpy()
+    agreement = float((codes[neighbours] == codes[:, None]).mean())
+    counts = np.bincount(codes)
+    chance = float(((counts * (counts - 1)).sum()) / (len(codes) * (len(codes) - 1)))
+    return agreement, chance
+
+
+def typical_class(documents: Iterable[Sequence[str]], labels: Sequence[int], classes: Sequence[str], min_count: int = 1) -> dict[str, str]:
+    """For every token seen at least `min_count` times, the class whose documents use it most, relative to their size
+    (its count there divided by the class's number of tokens): a labelling of words by the data, not by any model."""
+    counts = {label: Counter() for label in range(len(classes))}
+    for doc, label in zip(documents, labels):
+        counts[int(label)].update(doc)
+    totals = np.array([max(sum(counts[label].values()), 1) for label in range(len(classes))])
+    vocabulary = sum(counts.values(), Counter())
+    typical = {}
+    for token, count in vocabulary.items():
+        if count >= min_count:
+            rates = np.array([counts[label][token] for label in range(len(classes))]) / totals
+            typical[token] = classes[int(rates.argmax())]
+    return typical

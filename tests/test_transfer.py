@@ -1,0 +1,115 @@
+"""Aligning a pre-trained table with a task vocabulary: which rows are copied, the rule for the rest, coverage."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from utils.data import WordVectors
+from utils.transfer import Coverage, Start, align_embeddings, coverage, learning_curves, training_settings
+from utils.text import Vocab
+
+PRETRAINED = WordVectors(
+    ["good", "bad", "movie", "plot", "the"],
+    np.array([[2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, 0, 2], [1, 1, 1]], dtype=np.float32),
+)
+TASK = Vocab(["the", "movie", "good", "boring", "!"], counts={"the": 10, "movie": 5, "good": 3, "boring": 2, "!": 4})
+
+
+def test_known_words_get_their_pretrained_vectors_unchanged_without_rescaling() -> None:
+    table, _ = align_embeddings(TASK, PRETRAINED, std=None)
+    assert table.shape == (len(TASK), 3)
+    for word in ["the", "movie", "good"]:
+        torch.testing.assert_close(table[TASK[word]], torch.from_numpy(PRETRAINED[word]))
+
+
+def test_pad_is_zero_and_unknown_words_are_random_at_the_pretrained_scale() -> None:
+    table, _ = align_embeddings(TASK, PRETRAINED, std=None, seed=3)
+    assert torch.all(table[TASK.pad_id] == 0)
+    unknown = table[[TASK.unk_id, TASK["boring"], TASK["!"]]]
+    assert torch.all(unknown != 0) and len(torch.unique(unknown, dim=0)) == 3
+
+    big_vocab = Vocab([f"w{i}" for i in range(20_000)])
+    big, _ = align_embeddings(big_vocab, PRETRAINED, std=None)
+    assert big[2:].std().item() == pytest.approx(float(PRETRAINED.vectors.std()), rel=0.02)
+
+
+def test_rescaling_sets_the_std_and_keeps_directions() -> None:
+    raw, _ = align_embeddings(TASK, PRETRAINED, std=None, seed=0)
+    scaled, _ = align_embeddings(TASK, PRETRAINED, std=1.0, seed=0)
+    factor = 1.0 / float(PRETRAINED.vectors.std())
+    torch.testing.assert_close(scaled, raw * factor)
+
+
+def test_same_seed_same_table_other_seed_other_unknown_rows() -> None:
+    a, _ = align_embeddings(TASK, PRETRAINED, seed=0)
+    b, _ = align_embeddings(TASK, PRETRAINED, seed=0)
+    c, _ = align_embeddings(TASK, PRETRAINED, seed=1)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a[TASK["boring"]], c[TASK["boring"]])
+    torch.testing.assert_close(a[TASK["good"]], c[TASK["good"]])
+
+
+def test_coverage_counts_types_and_running_tokens() -> None:
+    _, cov = align_embeddings(TASK, PRETRAINED)
+    assert cov == Coverage(types=5, types_found=3, tokens=24, tokens_found=18)
+    assert cov.type_rate == pytest.approx(0.6) and cov.token_rate == pytest.approx(0.75)
+    row = cov.as_dict()
+    assert row["types found"] == 3 and row["token coverage"] == pytest.approx(0.75)
+
+
+def test_coverage_of_other_text() -> None:
+    test_tokens = Counter(["boring", "boring", "movie", "plot"])  # "plot" is not a task word: not counted
+    cov = coverage(TASK, PRETRAINED, token_counts=test_tokens)
+    assert (cov.tokens, cov.tokens_found) == (3, 1)
+
+
+def test_accepts_a_vocab_and_matrix_pair_as_the_pretrained_table() -> None:
+    source_vocab = Vocab(["movie", "good"])
+    matrix = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [3.0, 4.0]])
+    table, cov = align_embeddings(TASK, (source_vocab, matrix), std=None)
+    torch.testing.assert_close(table[TASK["good"]], torch.tensor([3.0, 4.0]))
+    assert cov.types_found == 2  # "[PAD]" and "[UNK]" of the source are not words
+
+
+# --- Classifiers started from a table, and the learning-curve grid ---------------------------------------------
+
+
+def test_start_builds_random_frozen_and_fine_tuned_classifiers() -> None:
+    vectors = torch.randn(7, 4)
+    random = Start().classifier(7, 4, num_classes=2)
+    frozen = Start(vectors, freeze=True).classifier(7, 4, num_classes=2)
+    tuned = Start(vectors, freeze=False).classifier(7, 4, num_classes=2)
+    assert random.embedding.weight.requires_grad and tuned.embedding.weight.requires_grad
+    assert not frozen.embedding.weight.requires_grad
+    torch.testing.assert_close(frozen.embedding.weight[1:], vectors[1:])
+    assert torch.all(frozen.embedding.weight[0] == 0)
+
+
+def test_training_settings_give_frozen_tables_a_larger_learning_rate() -> None:
+    assert training_settings(100, freeze=True)["lr"] > training_settings(100, freeze=False)["lr"]
+    assert training_settings(100, freeze=False)["epochs"] >= training_settings(10_000, freeze=False)["epochs"]
+
+
+def _toy_sentiment(n: int, seed: int) -> tuple[list[list[int]], list[int]]:
+    """Texts of 3 ids: two filler words from 4..19 plus one cue, id 2 (positive) or id 3 (negative)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n).tolist()
+    return [list(rng.integers(4, 20, 2)) + [2 if y else 3] for y in labels], labels
+
+
+def test_learning_curves_runs_every_start_size_and_seed() -> None:
+    oracle = torch.zeros(20, 2)
+    oracle[2], oracle[3] = torch.tensor([9.0, 0.0]), torch.tensor([-9.0, 0.0])  # the cue words, told apart in advance
+    starts = {"random": Start(), "oracle, frozen": Start(oracle, freeze=True), "oracle, tiny steps": Start(oracle, freeze=True, lr=1e-6)}
+    results = learning_curves(starts, 20, _toy_sentiment(200, 0), _toy_sentiment(100, 1), _toy_sentiment(100, 2),
+                              sizes=[20, 100], seeds=[0, 1], dim=2, progress=False)
+    assert len(results) == 3 * 2 * 2
+    assert set(results.columns) >= {"start", "size", "seed", "test accuracy", "dev accuracy", "epochs", "seconds"}
+    oracle_runs = results[results.start == "oracle, frozen"]
+    assert oracle_runs["test accuracy"].min() >= 0.95  # aligned, frozen vectors: 20 texts suffice
+    # A start's own learning rate replaces the default: with tiny steps the linear layer stays near its random start.
+    assert results[results.start == "oracle, tiny steps"]["test accuracy"].mean() < 0.9

@@ -1,0 +1,180 @@
+"""Transfer: start a task model's embedding table from pre-trained vectors, and say how much of the task they cover.
+
+A pre-trained table and a task vocabulary never list the same words: the task has words the pre-training text
+never saw, and the table has many the task never uses. `align_embeddings` builds one row per task id under a
+stated rule (below), and `Coverage` reports how many task word types, and how many running tokens, were found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from utils.models import BagOfWords
+from utils.similarity import Table, as_word_vectors
+from utils.text import Vocab
+from utils.training import EncodedTexts, evaluate, train
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of a task vocabulary a pre-trained table knows: by word type and by running token."""
+
+    types: int
+    types_found: int
+    tokens: int
+    tokens_found: int
+
+    @property
+    def type_rate(self) -> float:
+        return self.types_found / max(self.types, 1)
+
+    @property
+    def token_rate(self) -> float:
+        return self.tokens_found / max(self.tokens, 1)
+
+    def as_dict(self) -> dict[str, float]:
+        """The four counts and two rates, labelled: one row of a table comparing several pre-trained tables."""
+        return {
+            "word types": self.types,
+            "types found": self.types_found,
+            "type coverage": self.type_rate,
+            "tokens": self.tokens,
+            "tokens found": self.tokens_found,
+            "token coverage": self.token_rate,
+        }
+
+
+def coverage(task_vocab: Vocab, pretrained: Table, token_counts: dict[str, int] | None = None) -> Coverage:
+    """Count the task's word types (all ids but `[PAD]`, `[UNK]`) that `pretrained` has, and the tokens they make up.
+
+    Token counts come from `token_counts` (e.g. a `collections.Counter` of a test split's tokens) or else from
+    `task_vocab.counts` (the text the vocabulary was built from).
+    """
+    known = as_word_vectors(pretrained).index
+    counts = task_vocab.counts if token_counts is None else token_counts
+    words = _task_words(task_vocab)
+    found = [w for w in words if w in known]
+    return Coverage(
+        types=len(words),
+        types_found=len(found),
+        tokens=sum(counts.get(w, 0) for w in words),
+        tokens_found=sum(counts.get(w, 0) for w in found),
+    )
+
+
+def align_embeddings(task_vocab: Vocab, pretrained: Table, std: float | None = 1.0, seed: int = 0) -> tuple[torch.Tensor, Coverage]:
+    """An embedding table for `task_vocab` (one row per id) started from `pretrained`, and its coverage.
+
+    The rule: a task word the pre-trained table has gets its vector; every other word, `[UNK]` included, gets a
+    random normal vector with the same per-entry standard deviation as the pre-trained vectors, so nothing in the
+    table stands out by its length; `[PAD]` gets zeros. With `std` given, the whole table is then rescaled so its
+    entries have that standard deviation (1.0 matches PyTorch's N(0, 1) start for `nn.Embedding`), which makes
+    tables from different sources, and a random start, comparable under one learning rate.
+    """
+    vectors = as_word_vectors(pretrained)
+    real = [i for i, w in enumerate(vectors.words) if w not in (Vocab.PAD, Vocab.UNK)]
+    source_std = float(vectors.vectors[real].std())
+    generator = torch.Generator().manual_seed(seed)
+    table = torch.randn(len(task_vocab), vectors.dim, generator=generator) * source_std
+    rows = [(i, vectors.index[w]) for i, w in enumerate(task_vocab.itos) if i > task_vocab.unk_id and w in vectors.index]
+    if rows:
+        task_ids, source_ids = map(list, zip(*rows))
+        table[task_ids] = torch.from_numpy(np.ascontiguousarray(vectors.vectors[source_ids], dtype=np.float32))
+    table[task_vocab.pad_id] = 0.0
+    if std is not None:
+        table *= std / source_std
+    return table, coverage(task_vocab, vectors)
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a classifier's embedding table starts: random (`vectors=None`) or from `vectors`, frozen or fine-tuned.
+
+    `lr`, if given, replaces the learning rate of `training_settings` for this start.
+    """
+
+    vectors: torch.Tensor | None = None
+    freeze: bool = False
+    lr: float | None = None
+
+    def classifier(self, vocab_size: int, dim: int, num_classes: int) -> BagOfWords:
+        """A fresh bag-of-words classifier with this start (a random one draws from the current torch seed)."""
+        if self.vectors is None:
+            return BagOfWords(vocab_size, dim, num_classes)
+        return BagOfWords.from_pretrained(self.vectors, num_classes, freeze=self.freeze)
+
+
+def training_settings(size: int, freeze: bool) -> dict[str, float]:
+    """Learning rate, epochs, patience and batch size for one run of the learning-curve grid.
+
+    A frozen table leaves only the linear layer to train, which takes a larger learning rate. A small training set
+    makes only a few updates per epoch, so it gets more (cheap) epochs and more patience; large ones get bigger
+    batches. Early stopping on the dev set picks the epoch in any case.
+    """
+    small = size <= 1_000
+    return {
+        "lr": 0.05 if freeze else 0.01,
+        "epochs": 30 if small else 10,
+        "patience": 5 if small else 3,
+        "batch_size": 64 if size <= 3_000 else 128,
+    }
+
+
+def learning_curves(
+    starts: Mapping[str, Start],
+    vocab_size: int,
+    train_set: tuple[Sequence[Sequence[int]], Sequence[int]],
+    dev_set: tuple[Sequence[Sequence[int]], Sequence[int]],
+    test_set: tuple[Sequence[Sequence[int]], Sequence[int]],
+    sizes: Sequence[int],
+    seeds: Sequence[int],
+    num_classes: int = 2,
+    dim: int = 50,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train a classifier for every start, training-set size and seed; return one row per run.
+
+    `*_set` are (encoded texts, labels) pairs; `vocab_size` and `dim` size the randomly started tables.
+
+    For a given seed the training subsets are nested (the first `size` texts of one shuffle), so a larger size
+    only adds texts. Each run keeps its best dev epoch and reports test accuracy.
+    """
+    train_ids, train_labels = train_set[0], np.asarray(train_set[1])
+    dev = (EncodedTexts(dev_set[0]), list(dev_set[1]))
+    test = (EncodedTexts(test_set[0]), list(test_set[1]))
+    rows = []
+    runs = [(size, seed, name) for size in sizes for seed in seeds for name in starts]
+    for size, seed, name in tqdm(runs, desc="runs", disable=not progress):
+        order = np.random.default_rng(seed).permutation(len(train_ids))[:size]
+        subset = (EncodedTexts([train_ids[i] for i in order]), train_labels[order].tolist())
+        start = starts[name]
+        torch.manual_seed(seed)
+        model = start.classifier(vocab_size, dim, num_classes)
+        began = time.perf_counter()
+        settings = training_settings(size, start.freeze)
+        if start.lr is not None:
+            settings["lr"] = start.lr
+        history = train(model, subset, dev, seed=seed, progress=False, **settings)
+        rows.append(
+            {
+                "start": name,
+                "size": size,
+                "seed": seed,
+                "test accuracy": evaluate(model, *test)["accuracy"],
+                "dev accuracy": history["dev_acc"].max(),
+                "epochs": len(history),
+                "seconds": time.perf_counter() - began,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _task_words(task_vocab: Vocab) -> list[str]:
+    return [w for i, w in enumerate(task_vocab.itos) if i > task_vocab.unk_id]
