@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from utils.plots import plot_bars, plot_histogram_vs_normal, plot_learning_curves, plot_scaling  # noqa: E402
-from utils.plots import PLOTLY_JS_PATH, embedding_map  # noqa: E402
+from utils.interactive_plots import PLOTLY_JS_PATH, embedding_map  # noqa: E402
 
 
 def test_histogram_vs_normal() -> None:
