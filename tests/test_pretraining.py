@@ -94,10 +94,11 @@ def test_skipgram_windows_draw_all_sizes_about_equally() -> None:
 # --- The hand-written update equals autograd -----------------------------------------------------------------
 
 
-def _sgns_loss(inputs: torch.Tensor, outputs: torch.Tensor, group: Windows, negatives: np.ndarray) -> torch.Tensor:
+def _sgns_loss(inputs: torch.Tensor, outputs: torch.Tensor, group: Windows, negatives: np.ndarray, share: int) -> torch.Tensor:
     """The skip-gram negative-sampling loss written plainly, one pair at a time, for autograd to differentiate."""
     loss = torch.zeros(())
-    for center, contexts, mask, noise in zip(group.centers, group.contexts, group.mask, negatives):
+    noise_of_window = np.repeat(negatives, share, axis=0)  # window i uses noise row i // share
+    for center, contexts, mask, noise in zip(group.centers, group.contexts, group.mask, noise_of_window):
         for context, real in zip(contexts, mask):
             if not real:
                 continue
@@ -109,8 +110,8 @@ def _sgns_loss(inputs: torch.Tensor, outputs: torch.Tensor, group: Windows, nega
     return loss
 
 
-@pytest.mark.parametrize("max_row_step", [100.0, 0.2])
-def test_step_applies_the_sgns_gradient(max_row_step: float) -> None:
+@pytest.mark.parametrize(("share", "max_row_step"), [(1, 100.0), (2, 100.0), (1, 0.2), (2, 0.2)])
+def test_step_applies_the_sgns_gradient(share: int, max_row_step: float) -> None:
     model = SkipGram(12, 6, torch.Generator().manual_seed(0))
     model.output = torch.randn(12, 6, generator=torch.Generator().manual_seed(1)) * 0.3
     group = Windows(
@@ -118,11 +119,12 @@ def test_step_applies_the_sgns_gradient(max_row_step: float) -> None:
         contexts=np.array([[5, 6, 0, 7], [2, 8, 9, 10], [0, 3, 11, 5]]),
         mask=np.array([[True, True, False, True], [True, True, True, True], [False, True, True, True]]),
     )
-    negatives = np.array([[9, 2], [3, 11], [5, 6]])  # 3 is the centre of window 2: that noise word is skipped
+    # 3 is the centre of window 2 (in both layouts): that noise word is skipped for it.
+    negatives = np.array([[9, 2], [3, 11], [5, 6]]) if share == 1 else np.array([[9, 3], [5, 6]])
     inputs, outputs = model.input.clone().requires_grad_(), model.output.clone().requires_grad_()
-    _sgns_loss(inputs, outputs, group, negatives).backward()
+    _sgns_loss(inputs, outputs, group, negatives, share).backward()
     before_in, before_out = model.input.clone(), model.output.clone()
-    model.step(group, negatives, lr=0.1, max_row_step=max_row_step)  # 0.2 / 0.1: a row counts at most twice
+    model.step(group, negatives, lr=0.1, share=share, max_row_step=max_row_step)  # 0.2 / 0.1: a row counts at most twice
     if max_row_step >= 100:
         torch.testing.assert_close(model.input, before_in - 0.1 * inputs.grad)
         torch.testing.assert_close(model.output, before_out - 0.1 * outputs.grad)
@@ -133,6 +135,13 @@ def test_step_applies_the_sgns_gradient(max_row_step: float) -> None:
             step = model.input[row] - before_in[row]
             full = -0.1 * inputs.grad[row]
             torch.testing.assert_close(step, full * min(1.0, 2 / used_in[row]) if used_in[row] else full)
+
+
+def test_step_checks_the_number_of_noise_rows() -> None:
+    model = SkipGram(5, 2, torch.Generator().manual_seed(0))
+    group = Windows(np.array([2, 3, 4]), np.array([[3, 4], [2, 4], [2, 3]]), np.ones((3, 2), dtype=bool))
+    with pytest.raises(ValueError, match="need 2 rows"):
+        model.step(group, np.array([[2], [3], [4]]), lr=0.1, share=2)
 
 
 # --- Training ------------------------------------------------------------------------------------------------
@@ -146,7 +155,7 @@ def _two_topic_corpus(n_docs: int = 200, length: int = 60, seed: int = 0) -> lis
 
 
 def test_train_word2vec_learns_which_words_share_contexts() -> None:
-    config = Word2VecConfig(dim=16, window=3, negatives=5, min_count=1, sample=0, epochs=3, chunk_words=1_000)
+    config = Word2VecConfig(dim=16, window=3, negatives=5, min_count=1, sample=0, epochs=3, chunk_words=300)
     embeddings, stats = train_word2vec(_two_topic_corpus(), config, progress=False)
     vocab, vectors = embeddings
     assert vectors.shape == (len(vocab), 16) and len(vocab) == 22
@@ -169,7 +178,7 @@ def test_train_word2vec_is_deterministic_with_one_thread() -> None:
 
 
 def test_train_word2vec_with_two_threads_learns_too() -> None:
-    config = Word2VecConfig(dim=16, window=3, min_count=1, sample=0, epochs=3, chunk_words=1_000, threads=2)
+    config = Word2VecConfig(dim=16, window=3, min_count=1, sample=0, epochs=3, chunk_words=300, threads=2)
     (vocab, vectors), _ = train_word2vec(_two_topic_corpus(), config, progress=False)
     sport = vectors[[vocab[f"sport{i}"] for i in range(10)]]
     money = vectors[[vocab[f"money{i}"] for i in range(10)]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -113,3 +114,20 @@ def test_learning_curves_runs_every_start_size_and_seed() -> None:
     assert oracle_runs["test accuracy"].min() >= 0.95  # aligned, frozen vectors: 20 texts suffice
     # A start's own learning rate replaces the default: with tiny steps the linear layer stays near its random start.
     assert results[results.start == "oracle, tiny steps"]["test accuracy"].mean() < 0.9
+
+
+def test_plot_mean_with_band_draws_one_line_and_band_per_start() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from utils.plots import plot_mean_with_band
+
+    results = pd.DataFrame({"start": ["a"] * 4 + ["b"] * 4, "size": [10, 10, 100, 100] * 2, "acc": [0.5, 0.7, 0.8, 0.8, 0.6, 0.6, 0.9, 0.7]})
+    ax = plot_mean_with_band(results, "size", "acc", by="start", reference=0.75, reference_label="baseline")
+    means = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    np.testing.assert_allclose(means["a"], [0.6, 0.8])
+    np.testing.assert_allclose(means["b"], [0.6, 0.8])
+    assert "baseline" in means and ax.get_xscale() == "log"
+    assert len(ax.collections) == 2  # one band per start
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(0.6 - np.std([0.5, 0.7], ddof=1))

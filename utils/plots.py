@@ -95,7 +95,7 @@ def plot_mean_with_band(
         ax.set_xscale("log")
     ax.set(xlabel=xlabel or x, ylabel=ylabel or y, title=title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small")
     return ax
 
 

@@ -6,10 +6,12 @@ subsampled, each centre word gets a random window of 1..`window` words on each s
 unigram distribution raised to 0.75, and the learning rate falls linearly to `min_lr`.
 
 Speed comes from three choices. (1) Text is processed in chunks whose (centre, context) pairs are built with NumPy
-array operations, never a Python loop over words. (2) As in pWord2Vec (Ji et al., 2016), the `negatives` noise words
-drawn for a centre are shared by all the context words of its window, so one window is a tiny matrix product
-(contexts x dim) @ (dim x (1 + negatives)) instead of many dot products; windows of equal size are batched with `bmm`.
-(3) Gradients are written by hand and added into the two tables with `index_add_`: no autograd graph, no optimiser.
+array operations, never a Python loop over words. (2) Noise words are shared: pWord2Vec (Ji et al., 2016) shares the
+`negatives` noise words of a centre among all the context words of its window; we share one draw among a block of
+`share_noise` windows, so the noise scores of a block are one matrix product (contexts x dim) @ (dim x negatives),
+batched over blocks with `bmm`. Every (centre, context) pair still meets exactly `negatives` noise words drawn from
+the smoothed unigram distribution. (3) Gradients are written by hand and added into the two tables with `index_add_`:
+no autograd graph, no optimiser.
 With `threads=2`, two workers update the shared tables without locks (Hogwild!), as gensim's workers do.
 """
 
@@ -44,8 +46,9 @@ class Embeddings(NamedTuple):
 class Word2VecConfig:
     """The settings of a skip-gram run, named as in gensim (`dim` is gensim's `vector_size`).
 
-    Two are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates, and `max_row_step`,
-    the largest total learning rate one row may take in one batch (see `_cap_scale`).
+    Three are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates; `share_noise`, how
+    many consecutive windows share one draw of noise words; and `max_row_step`, the largest total learning rate
+    one row may take in one batch (see `_cap_scale`).
     """
 
     dim: int = 100
@@ -57,6 +60,7 @@ class Word2VecConfig:
     lr: float = 0.025
     min_lr: float = 1e-4
     chunk_words: int = 8_000
+    share_noise: int = 8
     max_row_step: float = 0.8
     threads: int = 1
     seed: int = 0
@@ -165,41 +169,56 @@ class SkipGram:
         self.input = (torch.rand(vocab_size, dim, generator=generator) - 0.5) / dim
         self.output = torch.zeros(vocab_size, dim)
 
-    def step(self, group: Windows, negatives: np.ndarray, lr: float, max_row_step: float = 0.8) -> None:
+    def step(self, group: Windows, negatives: np.ndarray, lr: float, share: int = 1, max_row_step: float = 0.8) -> None:
         """One SGD step of the SGNS loss on a group of windows, with gradients computed by hand.
 
-        For context vector x and output vectors y_0 (the centre) and y_1..y_k (noise words), the loss is
-        -log s(x.y_0) - sum_j log s(-x.y_j); its gradient wrt the score x.y_j is s(x.y_j) - label_j.
+        For context vector x, centre output vector y_0 and noise output vectors y_1..y_k, the loss is
+        -log s(x.y_0) - sum_j log s(-x.y_j); its gradient wrt a score x.y_j is s(x.y_j) - label_j.
+        Windows i*share .. (i+1)*share - 1 all use the k noise words in row i of `negatives`.
         """
         n, slots = group.contexts.shape
-        contexts = torch.from_numpy(group.contexts).view(-1)
-        outputs = torch.from_numpy(np.concatenate([group.centers[:, None], negatives], axis=1))
-        x = self.input.index_select(0, contexts).view(n, slots, -1)
-        y = self.output.index_select(0, outputs.view(-1)).view(n, outputs.shape[1], -1)
-        scores = torch.bmm(x, y.transpose(1, 2))  # (n, 2w, 1 + k)
-        labels = torch.zeros(outputs.shape[1])
-        labels[0] = 1.0
-        # A noise word that happens to be the centre itself is skipped (as in word2vec); padded slots count for nothing.
-        real = outputs != outputs[:, :1]
-        real[:, 0] = True
-        weight = torch.from_numpy(group.mask).unsqueeze(2) & real.unsqueeze(1)
-        g = (labels - torch.sigmoid(scores)).mul_(weight).mul_(lr)  # minus the gradient, times the learning rate
+        blocks = -(-n // share)
+        if negatives.shape[0] != blocks:
+            raise ValueError(f"{n} windows in blocks of {share} need {blocks} rows of noise words, not {negatives.shape[0]}")
+        pad = blocks * share - n  # dummy windows with no real context complete the last block
+        m, dim = n + pad, self.input.shape[1]
+        mask = torch.from_numpy(np.pad(group.mask, ((0, pad), (0, 0))))
+        contexts = torch.from_numpy(np.pad(group.contexts, ((0, pad), (0, 0)))).view(-1)
+        centers = torch.from_numpy(np.pad(group.centers, (0, pad)))
+        noise = torch.from_numpy(negatives.astype(np.int64, copy=False))
+        k = noise.shape[1]
+
+        x = self.input.index_select(0, contexts).view(m, slots, dim)
+        y_center = self.output.index_select(0, centers)
+        y_noise = self.output.index_select(0, noise.view(-1)).view(blocks, k, dim)
+        x_blocks = x.view(blocks, share * slots, dim)
+        # Minus the gradient wrt each score, times the learning rate; padded slots count for nothing, and a noise
+        # word that happens to be the window's centre is skipped, as in word2vec.
+        g_center = (1 - torch.sigmoid((x * y_center.unsqueeze(1)).sum(2))).mul_(mask).mul_(lr)  # (m, slots)
+        g_noise = torch.sigmoid(torch.bmm(x_blocks, y_noise.transpose(1, 2))).mul_(-lr).view(m, slots, k)
+        g_noise.mul_(mask.unsqueeze(2) & (noise.repeat_interleave(share, 0) != centers[:, None]).unsqueeze(1))
+        g_noise = g_noise.view(blocks, share * slots, k)
+
         cap = max_row_step / lr
-        g_in = g * _cap_scale(contexts, len(self.input), cap).view(n, slots, 1)
-        g_out = g * _cap_scale(outputs.view(-1), len(self.output), cap).view(n, 1, -1)
-        self.input.index_add_(0, contexts, torch.bmm(g_in, y).view(n * slots, -1))
-        self.output.index_add_(0, outputs.view(-1), torch.bmm(g_out.transpose(1, 2), x).view(outputs.numel(), -1))
+        outputs = torch.cat([centers, noise.view(-1)])
+        uses = torch.cat([torch.ones(m), torch.full((noise.numel(),), float(share))])  # a noise row serves `share` windows
+        out_scale = _cap_scale(outputs, len(self.output), cap, uses).unsqueeze(1)
+        grad_x = torch.bmm(g_noise, y_noise).view(m, slots, dim).addcmul_(g_center.unsqueeze(2), y_center.unsqueeze(1))
+        grad_x.mul_(_cap_scale(contexts, len(self.input), cap).view(m, slots, 1))
+        grad_y = torch.cat([(g_center.unsqueeze(2) * x).sum(1), torch.bmm(g_noise.transpose(1, 2), x_blocks).view(-1, dim)])
+        self.input.index_add_(0, contexts, grad_x.view(-1, dim))
+        self.output.index_add_(0, outputs, grad_y.mul_(out_scale))
 
 
-def _cap_scale(rows: torch.Tensor, num_rows: int, cap: float) -> torch.Tensor:
-    """Per entry of `rows`: 1, or cap / k for a row that occurs k > cap times in this batch.
+def _cap_scale(rows: torch.Tensor, num_rows: int, cap: float, uses: torch.Tensor | None = None) -> torch.Tensor:
+    """Per entry of `rows`: 1, or cap / k for a row used k > cap times in this batch (each entry counting `uses`, or 1).
 
     One-at-a-time SGD limits itself: once x.y is large, the next update of the same pair is small. A batch adds up
     k updates computed from the same stale vectors, so a word repeated many times in one text ("illustrators" in a
     list of credits) takes a k-times step, and x and y can blow up together. With cap = max_row_step / lr, no row
     moves by more than max_row_step times one gradient per batch; at lr = 0.025 that is 32 updates' worth.
     """
-    counts = torch.bincount(rows, minlength=num_rows).float().clamp_(min=cap)
+    counts = torch.bincount(rows, weights=uses, minlength=num_rows).float().clamp_(min=cap)
     return (cap / counts)[rows]
 
 
@@ -234,8 +253,8 @@ def train_word2vec(
         kept = rng.random(len(chunk_ids)) < keep[chunk_ids]
         pairs = 0
         for group in skipgram_windows(chunk_ids[kept], chunk_docs[kept], config.window, rng):
-            negatives = table[rng.integers(0, len(table), (len(group.centers), config.negatives))]
-            model.step(group, negatives, lr, config.max_row_step)
+            negatives = table[rng.integers(0, len(table), (-(-len(group.centers) // config.share_noise), config.negatives))]
+            model.step(group, negatives, lr, config.share_noise, config.max_row_step)
             pairs += int(group.mask.sum())
         return pairs
 
