@@ -22,7 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.data import load_glove, load_simlex999, load_wordsim353  # noqa: E402
-from utils.pretraining import Word2VecConfig, news_corpus, train_word2vec  # noqa: E402
+from utils.pretraining import Word2VecConfig, gensim_word2vec, news_corpus, train_gensim_word2vec, train_word2vec  # noqa: E402
 from utils.reproducibility import seed_everything  # noqa: E402
 from utils.similarity import Table, word_similarity_correlation  # noqa: E402
 
@@ -37,25 +37,17 @@ def _scores(name: str, table: Table, threads: int | str, vocab_s: float, train_s
 
 
 def _gensim(documents: list[list[str]], config: Word2VecConfig, corpus_file: str | None) -> tuple[Table, float, float]:
-    """Train gensim's Word2Vec (skip-gram, negative sampling) with our settings; return vectors and timings."""
-    from gensim.models import Word2Vec
-
-    model = Word2Vec(
-        vector_size=config.dim, window=config.window, negative=config.negatives, min_count=config.min_count,
-        sample=config.sample, alpha=config.lr, min_alpha=config.min_lr, workers=config.threads, sg=1, hs=0, seed=config.seed,
-    )
+    """Train gensim's Word2Vec with our settings, from Python lists or from a text file; return vectors and timings."""
+    if corpus_file is None:
+        started = time.perf_counter()
+        table, train_s = train_gensim_word2vec(documents, config)
+        return table, time.perf_counter() - started - train_s, train_s
+    model = gensim_word2vec(config)
     started = time.perf_counter()
-    if corpus_file:
-        model.build_vocab(corpus_file=corpus_file)
-    else:
-        model.build_vocab(documents)
+    model.build_vocab(corpus_file=corpus_file)
     built = time.perf_counter()
-    if corpus_file:
-        model.train(corpus_file=corpus_file, total_words=model.corpus_total_words, epochs=config.epochs)
-    else:
-        model.train(documents, total_examples=len(documents), epochs=config.epochs)
-    done = time.perf_counter()
-    return (model.wv.index_to_key, model.wv.vectors), built - started, done - built
+    model.train(corpus_file=corpus_file, total_words=model.corpus_total_words, epochs=config.epochs)
+    return (model.wv.index_to_key, model.wv.vectors), built - started, time.perf_counter() - built
 
 
 def _ours(documents: list[list[str]], config: Word2VecConfig) -> tuple[Table, float, float]:

@@ -214,3 +214,16 @@ def test_load_embeddings_rejects_mismatched_files(tmp_path) -> None:
     np.save(tmp_path / "vectors.npy", np.zeros((5, 2), dtype=np.float32))
     with pytest.raises(ValueError, match="3 words but 5 vectors"):
         load_embeddings(tmp_path)
+
+
+def test_gensim_reference_uses_the_same_settings() -> None:
+    """The gensim model the bench and chapter 5 compare against is configured from our Word2VecConfig."""
+    from utils.pretraining import Word2VecConfig, gensim_word2vec, train_gensim_word2vec
+
+    config = Word2VecConfig(dim=12, window=3, negatives=4, min_count=1, epochs=1, threads=1, seed=3)
+    model = gensim_word2vec(config)
+    assert (model.vector_size, model.window, model.negative, model.min_count, model.sg, model.hs) == (12, 3, 4, 1, 1, 0)
+    docs = [["good", "film", "great", "film"], ["bad", "film", "awful", "plot"]] * 20
+    (words, vectors), seconds = train_gensim_word2vec(docs, config)
+    assert set(words) == {"good", "film", "great", "bad", "awful", "plot"}
+    assert vectors.shape == (6, 12) and seconds >= 0

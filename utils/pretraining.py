@@ -295,3 +295,23 @@ def load_embeddings(directory: str | Path) -> Embeddings:
     if len(vectors) != len(vocab):
         raise ValueError(f"{directory}: {len(vocab)} words but {len(vectors)} vectors")
     return Embeddings(vocab, vectors)
+
+
+def gensim_word2vec(config: Word2VecConfig):
+    """An untrained gensim Word2Vec (skip-gram, negative sampling) with the same settings as our `config`."""
+    from gensim.models import Word2Vec  # imported here: only the comparison with gensim needs it
+
+    return Word2Vec(
+        vector_size=config.dim, window=config.window, negative=config.negatives, min_count=config.min_count,
+        sample=config.sample, alpha=config.lr, min_alpha=config.min_lr, workers=config.threads, sg=1, hs=0, seed=config.seed,
+    )
+
+
+def train_gensim_word2vec(documents: Sequence[Sequence[str]], config: Word2VecConfig) -> tuple[tuple[list[str], np.ndarray], float]:
+    """gensim's word2vec under our `config`, the speed and quality reference: (words, vectors) and training seconds."""
+    model = gensim_word2vec(config)
+    model.build_vocab(documents)
+    started = time.perf_counter()
+    model.train(documents, total_examples=len(documents), epochs=config.epochs)
+    return (list(model.wv.index_to_key), model.wv.vectors), time.perf_counter() - started
+
