@@ -21,19 +21,16 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.data import load_glove, load_simlex999, load_wordsim353  # noqa: E402
+from utils.data import load_glove  # noqa: E402
 from utils.pretraining import Word2VecConfig, gensim_word2vec, news_corpus, train_gensim_word2vec, train_word2vec  # noqa: E402
 from utils.reproducibility import seed_everything  # noqa: E402
-from utils.similarity import Table, word_similarity_correlation  # noqa: E402
+from utils.similarity import Table, word_similarity_benchmarks  # noqa: E402
 
 
 def _scores(name: str, table: Table, threads: int | str, vocab_s: float, train_s: float, words: int) -> dict:
     """One row of the results table: timings and both benchmark correlations with their pair counts."""
     row = {"model": name, "threads": threads, "vocab s": vocab_s, "train s": train_s, "words/s": words / train_s if train_s else float("nan")}
-    for bench, pairs in (("WordSim-353", load_wordsim353()), ("SimLex-999", load_simlex999())):
-        rho, covered = word_similarity_correlation(table, pairs)
-        row[f"{bench} rho"], row[f"{bench} pairs"] = rho, covered
-    return row
+    return row | word_similarity_benchmarks(table)
 
 
 def _gensim(documents: list[list[str]], config: Word2VecConfig, corpus_file: str | None) -> tuple[Table, float, float]:

@@ -167,3 +167,16 @@ def test_typical_class_uses_rates_relative_to_class_size() -> None:
     assert typical["bad"] == "negative" and typical["the"] == "positive"  # the: 4/7 > 3/6
     assert typical["film"] == "negative"  # 1/6 > 1/7
     assert set(typical_class(documents, labels, ["negative", "positive"], min_count=3)) == {"good", "the"}
+
+
+def test_word_similarity_benchmarks_scores_both_sets() -> None:
+    """One row with both benchmarks; a table that knows no benchmark word covers no pair."""
+    from utils.data import load_glove
+    from utils.similarity import word_similarity_benchmarks
+
+    row = word_similarity_benchmarks((["zzzz", "qqqq"], np.eye(2)))
+    assert set(row) == {"WordSim-353 rho", "WordSim-353 pairs", "SimLex-999 rho", "SimLex-999 pairs"}
+    assert row["WordSim-353 pairs"] == 0 and row["SimLex-999 pairs"] == 0
+    glove = load_glove(max_words=20_000)
+    scored = word_similarity_benchmarks(glove)
+    assert scored["WordSim-353 pairs"] > 300 and 0.3 < scored["WordSim-353 rho"] < 0.7

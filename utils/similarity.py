@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from utils.data import WordVectors
+from utils.data import WordVectors, load_simlex999, load_wordsim353
 from utils.text import Vocab
 
 Table = WordVectors | tuple[Sequence[str] | Vocab, np.ndarray | torch.Tensor]
@@ -149,6 +149,14 @@ def word_similarity_correlation(vectors: Table, pairs: pd.DataFrame) -> tuple[fl
     right = table.vectors[[table.index[w] for w in covered["word2"]]]
     cosines = (_unit(left) * _unit(right)).sum(dim=-1).numpy()
     return spearman(cosines, covered["score"].to_numpy()), len(covered)
+
+
+def word_similarity_benchmarks(vectors: Table) -> dict[str, float | int]:
+    """Spearman rho and pairs covered on WordSim-353 and SimLex-999, as one table row: the usual intrinsic check."""
+    row: dict[str, float | int] = {}
+    for name, pairs in (("WordSim-353", load_wordsim353()), ("SimLex-999", load_simlex999())):
+        row[f"{name} rho"], row[f"{name} pairs"] = word_similarity_correlation(vectors, pairs)
+    return row
 
 
 def principal_components(vectors: np.ndarray | torch.Tensor, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
