@@ -10,7 +10,7 @@ import pytest
 
 from utils.grading.feedback import feedback_html
 from utils.grading.gradebook import Submission, UsageError, atomic_write, collect_submissions, summary_table
-from utils.grading.grader import parse_submission, student_answers
+from utils.grading.submission import parse_submission, student_answers
 from utils.grading.notebook import parse_lab
 from utils.grading.release import release_notebook
 
