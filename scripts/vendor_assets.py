@@ -3,7 +3,8 @@
 Run by `make book` after `npm ci` (which installs the versions pinned in package-lock.json into node_modules/).
 Sources: MathJax 3 (only the TeX-to-CommonHTML component, its fonts and the parts it loads on demand), the
 ipywidgets embed manager (@jupyter-widgets/html-manager), RequireJS, and plotly.js from the Python plotly package
-(so that it always matches the plotly that made the figures).
+(so that it always matches the plotly that made the figures). axe-core, which only the browser tests inject into
+the pages (accessibility checks), goes to browser_tests/vendor/ instead, so the website does not ship it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 VENDOR = ROOT / "book" / "assets" / "vendor"
+TEST_VENDOR = ROOT / "browser_tests" / "vendor"
 
 # (source relative to node_modules, destination relative to VENDOR); a directory is copied whole.
 NPM_FILES = [
@@ -29,6 +31,11 @@ NPM_FILES = [
     ("requirejs/require.js", "require.js"),
     ("@jupyter-widgets/html-manager/dist/embed-amd.js", "html-manager/embed-amd.js"),
     ("@jupyter-widgets/html-manager/dist/embed.js.LICENSE.txt", "html-manager/THIRD-PARTY-LICENSES.txt"),
+]
+# (source relative to node_modules, destination relative to TEST_VENDOR): for the browser tests only.
+NPM_TEST_FILES = [
+    ("axe-core/axe.min.js", "axe.min.js"),
+    ("axe-core/LICENSE", "axe-core-LICENSE"),
 ]
 # The embed manager's stylesheet points at its Font Awesome files next to embed-amd.js.
 FONT_SUFFIXES = (".eot", ".svg", ".ttf", ".woff", ".woff2")
@@ -54,8 +61,12 @@ def plotly_js() -> Path:
 
 
 def main() -> None:
-    """Rebuild VENDOR from scratch and print its size."""
+    """Rebuild VENDOR and TEST_VENDOR from scratch and print the size of VENDOR."""
     shutil.rmtree(VENDOR, ignore_errors=True)
+    shutil.rmtree(TEST_VENDOR, ignore_errors=True)
+    for source, destination in NPM_TEST_FILES:
+        copy(NODE_MODULES / source, TEST_VENDOR / destination)
+    (TEST_VENDOR / ".gitignore").write_text("# Copied by scripts/vendor_assets.py from node_modules: not committed.\n*\n")
     for source, destination in NPM_FILES:
         copy(NODE_MODULES / source, VENDOR / destination)
     dist = NODE_MODULES / "@jupyter-widgets/html-manager/dist"
