@@ -17,6 +17,7 @@ from utils.pretraining import (
     noise_distribution,
     noise_table,
     save_embeddings,
+    sgns_loss_and_gradients,
     skipgram_windows,
     train_word2vec,
 )
@@ -94,54 +95,71 @@ def test_skipgram_windows_draw_all_sizes_about_equally() -> None:
 # --- The hand-written update equals autograd -----------------------------------------------------------------
 
 
-def _sgns_loss(inputs: torch.Tensor, outputs: torch.Tensor, group: Windows, negatives: np.ndarray, share: int) -> torch.Tensor:
+def _sgns_loss(inputs: torch.Tensor, outputs: torch.Tensor, centres, contexts, negatives) -> torch.Tensor:
     """The skip-gram negative-sampling loss written plainly, one pair at a time, for autograd to differentiate."""
     loss = torch.zeros(())
-    noise_of_window = np.repeat(negatives, share, axis=0)  # window i uses noise row i // share
-    for center, contexts, mask, noise in zip(group.centers, group.contexts, group.mask, noise_of_window):
-        for context, real in zip(contexts, mask):
-            if not real:
-                continue
-            x = inputs[context]
-            loss = loss - torch.nn.functional.logsigmoid(x @ outputs[center])
-            for n in noise:
-                if n != center:
-                    loss = loss - torch.nn.functional.logsigmoid(-(x @ outputs[n]))
+    for centre, context, noise in zip(centres, contexts, negatives):
+        x = inputs[context]
+        loss = loss - torch.nn.functional.logsigmoid(x @ outputs[centre])
+        for n in noise:
+            if n != centre:  # word2vec skips a noise word that is the centre itself
+                loss = loss - torch.nn.functional.logsigmoid(-(x @ outputs[n]))
     return loss
 
 
-@pytest.mark.parametrize(("share", "max_row_step"), [(1, 100.0), (2, 100.0), (1, 0.2), (2, 0.2)])
-def test_step_applies_the_sgns_gradient(share: int, max_row_step: float) -> None:
+def _random_tables(rows: int = 12, dim: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(rows, dim, generator=generator) * 0.4, torch.randn(rows, dim, generator=generator) * 0.4
+
+
+def test_sgns_loss_and_gradients_equal_autograd() -> None:
+    inputs, outputs = _random_tables()
+    centres = torch.tensor([2, 3, 4, 2, 7])
+    contexts = torch.tensor([5, 2, 5, 5, 11])  # row 5 is the context of three pairs: its gradients add up
+    negatives = torch.tensor([[9, 2, 3], [3, 11, 3], [5, 6, 2], [8, 8, 9], [10, 4, 7]])  # 2, 3 and 7 meet themselves
+    loss, grad_in, grad_out = sgns_loss_and_gradients(inputs, outputs, centres, contexts, negatives)
+    a, b = inputs.clone().requires_grad_(), outputs.clone().requires_grad_()
+    expected = _sgns_loss(a, b, centres, contexts, negatives)
+    expected.backward()
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    assert grad_in.shape == inputs.shape and grad_out.shape == outputs.shape
+    torch.testing.assert_close(grad_in, a.grad)
+    torch.testing.assert_close(grad_out, b.grad)
+    assert torch.all(grad_in[[0, 1, 3]] == 0)  # rows no pair uses get no gradient
+
+
+@pytest.mark.parametrize("max_row_step", [100.0, 0.2])
+def test_step_applies_the_sgns_gradient_with_noise_shared_in_a_window(max_row_step: float) -> None:
     model = SkipGram(12, 6, torch.Generator().manual_seed(0))
-    model.output = torch.randn(12, 6, generator=torch.Generator().manual_seed(1)) * 0.3
+    model.input, model.output = _random_tables()
     group = Windows(
         centers=np.array([2, 3, 4]),
         contexts=np.array([[5, 6, 0, 7], [2, 8, 9, 10], [0, 3, 11, 5]]),
         mask=np.array([[True, True, False, True], [True, True, True, True], [False, True, True, True]]),
     )
-    # 3 is the centre of window 2 (in both layouts): that noise word is skipped for it.
-    negatives = np.array([[9, 2], [3, 11], [5, 6]]) if share == 1 else np.array([[9, 3], [5, 6]])
-    inputs, outputs = model.input.clone().requires_grad_(), model.output.clone().requires_grad_()
-    _sgns_loss(inputs, outputs, group, negatives, share).backward()
+    negatives = np.array([[9, 2], [3, 11], [5, 6]])  # 2 and 3 are their windows' centres: skipped there
+    # The same loss as pairs: each real context slot is a pair that uses its window's noise words.
+    window, slot = np.nonzero(group.mask)
+    pairs = (group.centers[window], group.contexts[window, slot], negatives[window])
+    _, grad_in, grad_out = sgns_loss_and_gradients(model.input, model.output, *map(torch.from_numpy, pairs))
     before_in, before_out = model.input.clone(), model.output.clone()
-    model.step(group, negatives, lr=0.1, share=share, max_row_step=max_row_step)  # 0.2 / 0.1: a row counts at most twice
+    model.step(group, negatives, lr=0.1, max_row_step=max_row_step)  # 0.2 / 0.1: a row counts at most twice
     if max_row_step >= 100:
-        torch.testing.assert_close(model.input, before_in - 0.1 * inputs.grad)
-        torch.testing.assert_close(model.output, before_out - 0.1 * outputs.grad)
+        torch.testing.assert_close(model.input, before_in - 0.1 * grad_in)
+        torch.testing.assert_close(model.output, before_out - 0.1 * grad_out)
     else:
         # Rows used more than twice move less than the full step, in the same direction; others move fully.
         used_in = np.bincount(group.contexts[group.mask], minlength=12)
-        for row in range(12):
-            step = model.input[row] - before_in[row]
-            full = -0.1 * inputs.grad[row]
+        for row in range(1, 12):
+            step, full = model.input[row] - before_in[row], -0.1 * grad_in[row]
             torch.testing.assert_close(step, full * min(1.0, 2 / used_in[row]) if used_in[row] else full)
 
 
 def test_step_checks_the_number_of_noise_rows() -> None:
     model = SkipGram(5, 2, torch.Generator().manual_seed(0))
     group = Windows(np.array([2, 3, 4]), np.array([[3, 4], [2, 4], [2, 3]]), np.ones((3, 2), dtype=bool))
-    with pytest.raises(ValueError, match="need 2 rows"):
-        model.step(group, np.array([[2], [3], [4]]), lr=0.1, share=2)
+    with pytest.raises(ValueError, match="need 3 rows"):
+        model.step(group, np.array([[2], [3]]), lr=0.1)
 
 
 # --- Training ------------------------------------------------------------------------------------------------

@@ -46,9 +46,8 @@ class Embeddings(NamedTuple):
 class Word2VecConfig:
     """The settings of a skip-gram run, named as in gensim (`dim` is gensim's `vector_size`).
 
-    Three are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates; `share_noise`, how
-    many consecutive windows share one draw of noise words; and `max_row_step`, the largest total learning rate
-    one row may take in one batch (see `_cap_scale`).
+    Two are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates, and `max_row_step`, the
+    largest total learning rate one row may take in one batch (see `_cap_scale`).
     """
 
     dim: int = 100
@@ -60,7 +59,6 @@ class Word2VecConfig:
     lr: float = 0.025
     min_lr: float = 1e-4
     chunk_words: int = 8_000
-    share_noise: int = 8
     max_row_step: float = 0.8
     threads: int = 1
     seed: int = 0
@@ -161,6 +159,47 @@ def skipgram_windows(ids: np.ndarray, docs: np.ndarray, window: int, rng: np.ran
 # --- The model and its hand-written update -------------------------------------------------------------------
 
 
+def _sgns_gradients(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, with_loss: bool = False) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """The SGNS loss and its gradients for groups of context vectors that share one set of output vectors.
+
+    x (g, c, dim): the input vectors of the c context words of each of g groups; y (g, 1 + k, dim): the output
+    vectors of each group's centre word (column 0, label 1) and of its k noise words (label 0); weight (g, c, 1 + k):
+    1 for each (context, output word) term of the loss, 0 for a padded or skipped one. The loss of a term is
+    -log s(x.y) for the centre and -log s(-x.y) for a noise word, and its gradient wrt the score x.y is s(x.y) - label.
+    Returns the summed loss (if `with_loss`, else 0.0), the gradient wrt x and the gradient wrt y.
+    """
+    scores = torch.bmm(x, y.transpose(1, 2))  # (g, c, 1 + k)
+    loss = 0.0
+    if with_loss:
+        signed = torch.cat([scores[..., :1], -scores[..., 1:]], dim=2)
+        loss = -float((torch.nn.functional.logsigmoid(signed) * weight).sum())
+    coef = torch.sigmoid(scores)
+    coef[..., 0] -= 1
+    coef.mul_(weight)
+    return loss, torch.bmm(coef, y), torch.bmm(coef.transpose(1, 2), x)
+
+
+def sgns_loss_and_gradients(
+    input_vectors: torch.Tensor, output_vectors: torch.Tensor, centres: torch.Tensor, contexts: torch.Tensor, negatives: torch.Tensor
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """The engine's own SGNS loss and gradients for a batch of (centre, context) pairs, each with its own k noise words.
+
+    `centres`, `contexts` (n,) and `negatives` (n, k) are word ids. The context word's input vector must score its
+    centre's output vector high and the noise words' output vectors low; a noise word equal to the pair's centre is
+    skipped, as in word2vec. Returns (loss summed over the batch, gradient wrt `input_vectors`, gradient wrt
+    `output_vectors`), the gradients full-size. Computed by `_sgns_gradients`, the function every training step uses.
+    """
+    centres, contexts, negatives = (torch.as_tensor(t, dtype=torch.int64) for t in (centres, contexts, negatives))
+    targets = torch.cat([centres[:, None], negatives], dim=1)  # (n, 1 + k)
+    weight = torch.cat([torch.ones_like(centres[:, None]), negatives != centres[:, None]], dim=1).float()
+    x = input_vectors.detach().index_select(0, contexts).unsqueeze(1)  # groups of one context each
+    y = output_vectors.detach()[targets]
+    loss, grad_x, grad_y = _sgns_gradients(x, y, weight.unsqueeze(1), with_loss=True)
+    grad_input = torch.zeros_like(input_vectors).index_add_(0, contexts, grad_x.squeeze(1))
+    grad_output = torch.zeros_like(output_vectors).index_add_(0, targets.reshape(-1), grad_y.reshape(-1, grad_y.shape[2]))
+    return loss, grad_input, grad_output
+
+
 class SkipGram:
     """The two tables of word2vec: input vectors (the embeddings we keep) and output vectors (used by the loss)."""
 
@@ -169,45 +208,26 @@ class SkipGram:
         self.input = (torch.rand(vocab_size, dim, generator=generator) - 0.5) / dim
         self.output = torch.zeros(vocab_size, dim)
 
-    def step(self, group: Windows, negatives: np.ndarray, lr: float, share: int = 1, max_row_step: float = 0.8) -> None:
-        """One SGD step of the SGNS loss on a group of windows, with gradients computed by hand.
-
-        For context vector x, centre output vector y_0 and noise output vectors y_1..y_k, the loss is
-        -log s(x.y_0) - sum_j log s(-x.y_j); its gradient wrt a score x.y_j is s(x.y_j) - label_j.
-        Windows i*share .. (i+1)*share - 1 all use the k noise words in row i of `negatives`.
-        """
+    def step(self, group: Windows, negatives: np.ndarray, lr: float, max_row_step: float = 0.8) -> None:
+        """One SGD step of the SGNS loss on a group of windows: window i's 2w context words share the k noise words
+        in row i of `negatives` (pWord2Vec's sharing), so the scores of a window are one small matrix product."""
         n, slots = group.contexts.shape
-        blocks = -(-n // share)
-        if negatives.shape[0] != blocks:
-            raise ValueError(f"{n} windows in blocks of {share} need {blocks} rows of noise words, not {negatives.shape[0]}")
-        pad = blocks * share - n  # dummy windows with no real context complete the last block
-        m, dim = n + pad, self.input.shape[1]
-        mask = torch.from_numpy(np.pad(group.mask, ((0, pad), (0, 0))))
-        contexts = torch.from_numpy(np.pad(group.contexts, ((0, pad), (0, 0)))).view(-1)
-        centers = torch.from_numpy(np.pad(group.centers, (0, pad)))
-        noise = torch.from_numpy(negatives.astype(np.int64, copy=False))
-        k = noise.shape[1]
-
-        x = self.input.index_select(0, contexts).view(m, slots, dim)
-        y_center = self.output.index_select(0, centers)
-        y_noise = self.output.index_select(0, noise.view(-1)).view(blocks, k, dim)
-        x_blocks = x.view(blocks, share * slots, dim)
-        # Minus the gradient wrt each score, times the learning rate; padded slots count for nothing, and a noise
-        # word that happens to be the window's centre is skipped, as in word2vec.
-        g_center = (1 - torch.sigmoid((x * y_center.unsqueeze(1)).sum(2))).mul_(mask).mul_(lr)  # (m, slots)
-        g_noise = torch.sigmoid(torch.bmm(x_blocks, y_noise.transpose(1, 2))).mul_(-lr).view(m, slots, k)
-        g_noise.mul_(mask.unsqueeze(2) & (noise.repeat_interleave(share, 0) != centers[:, None]).unsqueeze(1))
-        g_noise = g_noise.view(blocks, share * slots, k)
-
+        if negatives.shape[0] != n:
+            raise ValueError(f"{n} windows need {n} rows of noise words, not {negatives.shape[0]}")
+        dim, k = self.input.shape[1], negatives.shape[1]
+        contexts = torch.from_numpy(group.contexts).view(-1)
+        targets = torch.from_numpy(np.concatenate([group.centers[:, None], negatives], axis=1).astype(np.int64, copy=False))
+        # Padded context slots count for nothing, and a noise word that happens to be the centre is skipped.
+        keep = np.concatenate([np.ones((n, 1), dtype=bool), negatives != group.centers[:, None]], axis=1)
+        weight = torch.from_numpy(group.mask[:, :, None] & keep[:, None, :]).float()
+        x = self.input.index_select(0, contexts).view(n, slots, dim)
+        y = self.output.index_select(0, targets.view(-1)).view(n, k + 1, dim)
+        _, grad_x, grad_y = _sgns_gradients(x, y, weight)
         cap = max_row_step / lr
-        outputs = torch.cat([centers, noise.view(-1)])
-        uses = torch.cat([torch.ones(m), torch.full((noise.numel(),), float(share))])  # a noise row serves `share` windows
-        out_scale = _cap_scale(outputs, len(self.output), cap, uses).unsqueeze(1)
-        grad_x = torch.bmm(g_noise, y_noise).view(m, slots, dim).addcmul_(g_center.unsqueeze(2), y_center.unsqueeze(1))
-        grad_x.mul_(_cap_scale(contexts, len(self.input), cap).view(m, slots, 1))
-        grad_y = torch.cat([(g_center.unsqueeze(2) * x).sum(1), torch.bmm(g_noise.transpose(1, 2), x_blocks).view(-1, dim)])
-        self.input.index_add_(0, contexts, grad_x.view(-1, dim))
-        self.output.index_add_(0, outputs, grad_y.mul_(out_scale))
+        grad_x = grad_x.view(-1, dim).mul_(_cap_scale(contexts, len(self.input), cap).unsqueeze(1))
+        grad_y = grad_y.view(-1, dim).mul_(_cap_scale(targets.view(-1), len(self.output), cap).unsqueeze(1))
+        self.input.index_add_(0, contexts, grad_x, alpha=-lr)
+        self.output.index_add_(0, targets.view(-1), grad_y, alpha=-lr)
 
 
 def _cap_scale(rows: torch.Tensor, num_rows: int, cap: float, uses: torch.Tensor | None = None) -> torch.Tensor:
@@ -253,8 +273,8 @@ def train_word2vec(
         kept = rng.random(len(chunk_ids)) < keep[chunk_ids]
         pairs = 0
         for group in skipgram_windows(chunk_ids[kept], chunk_docs[kept], config.window, rng):
-            negatives = table[rng.integers(0, len(table), (-(-len(group.centers) // config.share_noise), config.negatives))]
-            model.step(group, negatives, lr, config.share_noise, config.max_row_step)
+            negatives = table[rng.integers(0, len(table), (len(group.centers), config.negatives))]
+            model.step(group, negatives, lr, config.max_row_step)
             pairs += int(group.mask.sum())
         return pairs
 
