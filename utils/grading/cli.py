@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -10,12 +11,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from utils.grading.gradebook import Gradebook, UsageError, collect_submissions, summary_table
+from utils.grading.gradebook import Gradebook, UsageError, atomic_write, collect_submissions, summary_table
 from utils.grading.grader import STATUSES, Options
+from utils.grading.lms import ID_PRESETS, compile_id_pattern, export_gradebook, merge_outputs, student_id, write_manifest
 from utils.grading.notebook import LabError, find_labs, parse_lab
 from utils.grading.release import release_all
-
-REPOSITORY = Path(__file__).resolve().parents[2]
+from utils.grading.shard import parse_shard, select
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
@@ -41,6 +42,24 @@ def _positive(kind: type):
     return convert
 
 
+def _shard(text: str):
+    """An argparse type for K/N."""
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _version() -> str:
+    """The installed package's version (the grader's, for bug reports and for matching shards' graders)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("embeddings-course-utils")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def _paragraphs(*texts: str) -> str:
     """Help text: each paragraph wrapped to 78 columns."""
     return "\n\n".join(textwrap.fill(text, 78) for text in texts)
@@ -52,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m utils.grading",
         description="Release the course labs (solutions/ -> labs/) and grade students' lab notebooks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     release = commands.add_parser(
         "release", help="write labs/<lab>/<lab>.ipynb from solutions/<lab>/<lab>.ipynb",
@@ -61,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("labs", nargs="*", metavar="LAB", help="labs to release (default: all)")
     release.add_argument("--check", action="store_true",
                          help="write nothing; exit 1 and name the files in labs/ that are missing or stale")
-    release.add_argument("--solutions", type=Path, default=REPOSITORY / "solutions", help="folder of solution labs (default: %(default)s)")
-    release.add_argument("--out", type=Path, default=REPOSITORY / "labs", help="folder of released labs (default: %(default)s)")
+    release.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution labs (default: %(default)s)")
+    release.add_argument("--out", type=Path, default=Path("labs"), help="folder of released labs (default: %(default)s)")
 
     grade = commands.add_parser(
         "grade", help="grade submissions of one lab into a folder of CSV files and feedback pages",
@@ -79,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=".ipynb files, or folders searched recursively for .ipynb files")
     grade.add_argument("--lab", required=True, help="the lab to grade, e.g. lab1")
     grade.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
-    grade.add_argument("--solutions", type=Path, default=REPOSITORY / "solutions", help="folder of solution labs (default: %(default)s)")
+    grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution labs (default: %(default)s)")
     grade.add_argument("--jobs", "-j", type=_positive(int), default=os.cpu_count() or 1,
                        help="submissions graded in parallel (default: the number of CPUs, %(default)s)")
     grade.add_argument("--timeout", type=_positive(float), default=Options.timeout,
@@ -90,6 +110,46 @@ def build_parser() -> argparse.ArgumentParser:
                        help="characters of output one cell may print; the rest is dropped (default: 1M)")
     grade.add_argument("--force", action="store_true", help="grade every submission again, ignoring the cache")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary table")
+    grade.add_argument("--id-pattern", metavar="REGEX",
+                       help="take each student's id from the submission's name (its path without .ipynb) into "
+                            "summary.csv's id column: a regular expression with a group named id, or a preset: "
+                            + ", ".join(f"{k} ({v})" for k, v in ID_PRESETS.items()))
+    grade.add_argument("--shard", type=_shard, metavar="K/N",
+                       help="grade only shard K of N (1 <= K <= N): a fixed part of the submissions chosen by a hash "
+                            "of their names; grade every shard into its own --out and combine them with `merge`")
+
+    merge = commands.add_parser(
+        "merge", help="combine grading output folders (shards) and fold in the written answers' scores",
+        description=_paragraphs(
+            "Combine the --out folders of `grade` (the shards of one class, or runs on different submissions) "
+            "into one, and fold the points entered in written.csv's score column into grades.csv and "
+            "summary.csv (those questions get the status 'read'). OUT may be one of the folders: to fold in "
+            "written scores after grading, run `merge --out F F`. A score left empty by the grader stays empty."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    merge.add_argument("folders", nargs="+", type=Path, metavar="FOLDER", help="grading output folders")
+    merge.add_argument("--out", required=True, type=Path, help="merged output folder (created if needed)")
+
+    export = commands.add_parser(
+        "export", help="write a gradebook CSV that Canvas or Moodle imports as it is",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs(
+            "Fill the lab's column of the gradebook file your LMS exported (the roster) from a grading output "
+            "folder, matching students by the id that `grade --id-pattern` took from the file names. Written "
+            "answers' scores from written.csv are included. A submission the grader failed on keeps an empty "
+            "score, never 0.",
+            "canvas: the roster is the Gradebook's export (Export Entire Gradebook); students are matched on its "
+            "ID column (--id-pattern canvas); the lab's column is the roster's column whose name starts with the "
+            "lab (e.g. 'Lab 1 (1234)'), --column, or a new one. Import it with Gradebook > Import.",
+            "moodle: the roster is the assignment's grading worksheet (View all submissions > Download grading "
+            "worksheet); students are matched on its Identifier, 'Participant N' (--id-pattern moodle). Import "
+            "it with Upload grading worksheet."))
+    export.add_argument("folder", type=Path, metavar="FOLDER", help="a grading output folder (after `merge`, if sharded)")
+    export.add_argument("--format", required=True, choices=["canvas", "moodle"], help="the LMS")
+    export.add_argument("--roster", required=True, type=Path, help="the gradebook CSV exported by the LMS")
+    export.add_argument("--column", help="canvas: the assignment column to fill (default: found from the lab's name)")
+    export.add_argument("--out", type=Path, help="the file to write (default: FOLDER/<format>-<lab>.csv)")
+    export.add_argument("--skip-unknown", action="store_true",
+                        help="leave out submissions whose id is not in the roster instead of stopping")
     return parser
 
 
@@ -119,12 +179,24 @@ def _grade(args: argparse.Namespace) -> int:
     submissions = collect_submissions(args.submissions)
     if not submissions:
         raise UsageError("no submissions: the folders given contain no .ipynb files")
+    if args.id_pattern:
+        pattern = compile_id_pattern(args.id_pattern)
+        submissions = [dataclasses.replace(s, id=student_id(s.name, pattern)) for s in submissions]
+        unmatched = [s.name for s in submissions if not s.id]
+        if unmatched:
+            print(f"warning: {len(unmatched)} submission name(s) do not match --id-pattern, e.g. {unmatched[0]!r}: "
+                  f"their id stays empty", file=sys.stderr)
+    if args.shard:
+        submissions = select(submissions, args.shard)
     out = args.out.resolve()
     options = Options(timeout=args.timeout, memory=args.memory, output_limit=args.output_limit)
     start = time.monotonic()
     gradebook = Gradebook(lab, out, options, jobs=args.jobs, force=args.force, progress=not args.quiet)
+    write_manifest(out, lab.name, str(args.shard) if args.shard else None, (s.name for s in submissions))
     try:
         results = gradebook.run(submissions)
+        if not submissions:  # an empty shard still leaves outputs for `merge`
+            gradebook.write_outputs([], {}, [])
     except KeyboardInterrupt:
         print("\ninterrupted: what was graded is saved; run the same command again to grade the rest.", file=sys.stderr)
         return 130
@@ -134,11 +206,36 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """The merge subcommand."""
+    counts = merge_outputs(args.folders, args.out)
+    print(f"merged {counts['folders']} folder(s), {counts['submissions']} submissions, "
+          f"{counts['written scores']} written answer score(s) folded in, into {args.out}/")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """The export subcommand."""
+    export = export_gradebook(args.folder, args.format, args.roster, args.column)
+    if export.not_in_roster and not args.skip_unknown:
+        raise UsageError(f"{len(export.not_in_roster)} student id(s) graded but not in the roster: "
+                         f"{', '.join(export.not_in_roster[:10])}. Check --id-pattern and the roster, or pass "
+                         f"--skip-unknown to leave them out")
+    out = args.out or args.folder / f"{args.format}-{export.lab}.csv"
+    atomic_write(out, export.text())
+    print(f"wrote {out}: {export.matched} student(s) graded, {len(export.without_submission)} without a submission "
+          f"(left empty), {len(export.not_in_roster)} id(s) not in the roster")
+    return 0
+
+
+COMMANDS = {"release": _release, "grade": _grade, "merge": _merge, "export": _export}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return _release(args) if args.command == "release" else _grade(args)
+        return COMMANDS[args.command](args)
     except (UsageError, LabError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

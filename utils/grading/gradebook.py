@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,14 +24,16 @@ from tqdm.auto import tqdm
 
 from utils.grading.feedback import feedback_html
 from utils.grading.grader import Options, grade_notebook
-from utils.grading.kernel import Interrupted, write_kernelspec
+from utils.grading.harness import job_options
+from utils.grading.server import HarnessServer, Interrupted
 from utils.grading.notebook import Lab
 
-#: The course library the kernels import (copied into each kernel's working directory).
+#: The course library the student's code imports (a copy without the grader is mounted into each sandbox).
 LIBRARY = Path(__file__).resolve().parent.parent
 GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status", "message"]
-SUMMARY_COLUMNS = ["submission", "score", "max_score", "status"]
-WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "answer"]
+SUMMARY_COLUMNS = ["submission", "id", "score", "max_score", "status"]
+#: `score` is for the instructor to fill; `merge` and `export` fold it in (utils/grading/lms.py).
+WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "score", "answer"]
 
 
 class UsageError(ValueError):
@@ -39,10 +42,12 @@ class UsageError(ValueError):
 
 @dataclass(frozen=True)
 class Submission:
-    """A submission's name in the gradebook (its path relative to the folder given, without .ipynb) and file."""
+    """A submission's name in the gradebook (its path relative to the folder given, without .ipynb), file and
+    student id (from the name, by `grade --id-pattern`; '' without one)."""
 
     name: str
     path: Path
+    id: str = ""
 
 
 def collect_submissions(paths: list[Path]) -> list[Submission]:
@@ -109,6 +114,7 @@ class Gradebook:
         self.lab, self.out, self.options = lab, out, options
         self.jobs, self.force, self.progress = max(1, jobs), force, progress
         self.stop = threading.Event()
+        self.server_lock, self._server = threading.Lock(), None
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options),
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
@@ -131,8 +137,8 @@ class Gradebook:
             except (OSError, json.JSONDecodeError):
                 pass
         try:
-            result = grade_notebook(self.lab, data, scratch / f"s{index}", LIBRARY, scratch / "kernels",
-                                    scratch / "shared", self.options, self.stop.is_set)
+            result = grade_notebook(self.lab, data, self.server(scratch), job_options(self.options, scratch / "utils"),
+                                    self.options, self.stop.is_set)
         except Interrupted:
             raise
         except Exception as error:  # one broken submission or kernel must not stop the others
@@ -140,6 +146,14 @@ class Gradebook:
                                  f"{type(error).__name__}: {error}", "grader-error"), False
         atomic_write(cache, json.dumps(result, sort_keys=True))
         return result, False
+
+    def server(self, scratch: Path) -> HarnessServer:
+        """The lab's harness server, started on first use (a run that finds everything cached starts none)."""
+        with self.server_lock:
+            if self._server is None:
+                shutil.copytree(LIBRARY, scratch / "utils", ignore=shutil.ignore_patterns("grading", "__pycache__"))
+                self._server = HarnessServer(self.lab.name, self.lab.path, scratch)
+            return self._server
 
     def _failure(self, message: str, status: str) -> dict[str, Any]:
         """A result with the same status and message on every question."""
@@ -154,8 +168,6 @@ class Gradebook:
         self.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
             scratch = Path(tmp)
-            write_kernelspec(scratch / "kernels", self.options.memory, self.options.output_limit)
-            (scratch / "shared" / "matplotlib").mkdir(parents=True)
             bar = tqdm(total=len(submissions), desc=f"grading {self.lab.name}", unit="notebook", disable=not self.progress)
             executor = ThreadPoolExecutor(max_workers=self.jobs)
             futures: dict[Future, Submission] = {
@@ -177,12 +189,18 @@ class Gradebook:
                 raise
             finally:
                 bar.close()
+                if self._server is not None:
+                    self._server.close()
+                    self._server = None
             executor.shutdown(wait=True)
         return results
 
     def write_outputs(self, submissions: list[Submission], results: dict[str, dict[str, Any]], fresh: list[str]) -> None:
         """Rewrite grades.csv, summary.csv and written.csv from all results, and the feedback pages of `fresh` ones."""
+        from utils.grading.lms import filled_written_scores, kept_score  # lms builds on this module
+
         lab, grades, summary, written = self.lab.name, [], [], []
+        scored = filled_written_scores(self.out / "written.csv")  # re-grading keeps the points already entered
         for submission in submissions:
             result = results.get(submission.name)
             if result is None:
@@ -190,9 +208,10 @@ class Gradebook:
             for q in result["questions"]:
                 grades.append({"submission": submission.name, "lab": lab, **q})
                 if q["status"] == "needs-reading":
-                    written.append({"submission": submission.name, "lab": lab, "question": q["question"],
-                                    "max_score": q["max_score"], "answer": q.get("answer", "")})
-            summary.append({"submission": submission.name, "score": result["score"],
+                    row = {"submission": submission.name, "lab": lab, "question": q["question"],
+                           "max_score": q["max_score"], "answer": q.get("answer", "")}
+                    written.append(row | {"score": kept_score(scored, row)})
+            summary.append({"submission": submission.name, "id": submission.id, "score": result["score"],
                             "max_score": result["max_score"], "status": result["status"]})
             if submission.name in fresh:
                 atomic_write(self.out / "feedback" / f"{submission.name}.html", feedback_html(submission.name, lab, result))
