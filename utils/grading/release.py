@@ -2,13 +2,15 @@
 
 Solutions become `raise NotImplementedError(hint)` stubs, written answers become "YOUR ANSWER HERE", hidden tests
 disappear, outputs are cleared, and cells that fail on the unfilled lab get the `raises-exception` tag. The output
-depends only on the input, byte for byte, so CI can check that `labs/` is in sync with `solutions/`.
+depends only on the input (and the Python version JupyterLab would record, which `--check` ignores), byte for
+byte, so CI can check that `labs/` is in sync with `solutions/`.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -111,7 +113,32 @@ def _set_tags(cell: dict[str, Any], raises: bool) -> None:
         cell["metadata"].pop("tags", None)
 
 
-def release_notebook(name: str, path: Path) -> dict[str, Any]:
+def jupyterlab_metadata(python_version: str | None = None) -> dict[str, Any]:
+    """The notebook metadata JupyterLab 4 saves once the course's kernel (ipykernel's python3) has started.
+
+    JupyterLab copies the kernel's spec and its kernel_info `language_info` into the notebook and marks it unsaved
+    unless they are already equal, so a lab released with exactly these opens clean. The Python version is part of
+    language_info: that of the Python running the release (the course environment's) unless given.
+    """
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import KERNEL_NAME, get_kernel_dict
+
+    spec = get_kernel_dict()
+    language_info = copy.deepcopy(IPythonKernel.language_info)
+    language_info["version"] = python_version or platform.python_version()
+    return {"kernelspec": {"display_name": spec["display_name"], "language": spec["language"], "name": KERNEL_NAME},
+            "language_info": language_info}
+
+
+def saved_python_version(text: str | None) -> str | None:
+    """The Python version recorded in a released notebook's language_info (None if absent or unreadable)."""
+    try:
+        return json.loads(text)["metadata"]["language_info"]["version"] if text else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def release_notebook(name: str, path: Path, python_version: str | None = None) -> dict[str, Any]:
     """The student version of one solution notebook, as a notebook dict."""
     lab = parse_lab(name, path)
     notebook = copy.deepcopy(lab.notebook)
@@ -133,6 +160,7 @@ def release_notebook(name: str, path: Path) -> dict[str, Any]:
             cell["outputs"], cell["execution_count"] = [], None
         _set_tags(cell, raises)
     notebook.setdefault("metadata", {})["course"] = {"lab": name}
+    notebook["metadata"].update(jupyterlab_metadata(python_version))
     return notebook
 
 
@@ -157,8 +185,9 @@ def release_all(solutions: Path, labs: Path, names: list[str] | None = None, che
     problems, written = [], []
     for name, path in selected.items():
         target = labs / name / f"{name}.ipynb"
-        text = notebook_text(release_notebook(name, path))
         current = target.read_text(encoding="utf-8") if target.exists() else None
+        # --check accepts a release made with another Python version (its only trace is language_info.version).
+        text = notebook_text(release_notebook(name, path, saved_python_version(current) if check else None))
         if check:
             if current is None:
                 problems.append(f"missing: {target} (run `make release`)")
