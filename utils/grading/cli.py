@@ -153,8 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _solutions_folder(path: Path) -> Path:
+    """The solutions folder, which must exist (paths default to the current folder: the course repository)."""
+    if not path.is_dir():
+        raise UsageError(f"no solutions folder {path}: run this in the course repository or pass --solutions")
+    return path
+
+
 def _release(args: argparse.Namespace) -> int:
     """The release subcommand."""
+    _solutions_folder(args.solutions)
     result = release_all(args.solutions, args.out, args.labs or None, check=args.check)
     if args.check:
         for problem in result:
@@ -172,7 +180,7 @@ def _release(args: argparse.Namespace) -> int:
 
 def _grade(args: argparse.Namespace) -> int:
     """The grade subcommand."""
-    labs = find_labs(args.solutions)
+    labs = find_labs(_solutions_folder(args.solutions))
     if args.lab not in labs:
         raise UsageError(f"unknown lab {args.lab!r}: {args.solutions} has " + (", ".join(labs) or "no labs"))
     lab = parse_lab(args.lab, labs[args.lab])
