@@ -1,0 +1,319 @@
+"""The grader's sandbox, attacked directly: each test runs a small Python program inside a Sandbox, as a
+determined student would write it, and checks that the attack fails and the machine is left clean."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from utils.grading import sandbox as sandbox_module
+from utils.grading.sandbox import Limits, Sandbox, SandboxUnavailable, check_sandbox, prepare_library
+
+ROOT = Path(__file__).resolve().parents[1]
+
+try:
+    DESCRIPTION = check_sandbox()
+except SandboxUnavailable as error:  # pragma: no cover - the Makefile installs bubblewrap
+    pytest.skip(f"no sandbox on this machine: {error}", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    return prepare_library(tmp_path_factory.mktemp("library"))
+
+
+def run(code: str, library: Path | None = None, limits: Limits = Limits(), timeout: float = 60, **start) -> tuple[str, str]:
+    """Run `code` in a fresh sandbox until it ends (or `timeout`); (exit description, output)."""
+    with Sandbox(limits, library) as box:
+        process = box.start([sys.executable, "-c", textwrap.dedent(code)], **start)
+        process.wait(timeout)
+        box.kill()
+        return box.exit_description(), box.output()
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host pids whose command line contains `marker` (this test process excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_check_sandbox_describes_the_limits_and_names_the_package_when_bwrap_is_missing(monkeypatch):
+    assert DESCRIPTION.startswith("bubblewrap ") and "memory by" in DESCRIPTION and "processes by" in DESCRIPTION
+    check_sandbox.cache_clear()
+    monkeypatch.setattr(sandbox_module, "_bwrap", lambda: None)
+    try:
+        with pytest.raises(SandboxUnavailable, match="apt-get install -y bubblewrap"):
+            check_sandbox()
+    finally:
+        monkeypatch.undo()
+        check_sandbox.cache_clear()
+        check_sandbox()
+
+
+def test_the_sandbox_runs_the_course_library_and_torch_as_an_unprivileged_user(library):
+    code = """
+        import ctypes, os, torch, utils.text
+        print("uid", os.getuid(), "cwd", os.getcwd(), "home", os.environ["HOME"], "tmp", os.environ["TMPDIR"])
+        print("library", utils.text.__file__, torch.ones(3).sum().item())
+        print("caps", [line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff")])
+        print("new user namespace", ctypes.CDLL(None, use_errno=True).unshare(0x10000000))  # CLONE_NEWUSER
+        try:
+            open("/home/student/utils/text.py", "a")
+            print("ALLOWED: writing the library")
+        except OSError as error:
+            print("read-only library", type(error).__name__)
+    """
+    description, output = run(code, library)
+    assert description == "exit code 0", output
+    assert "uid 1000 cwd /home/student home /home/student tmp /home/student/.tmp" in output
+    assert "library /home/student/utils/text.py 3.0" in output
+    assert "caps ['0000000000000000']" in output, output
+    assert "new user namespace -1" in output and "read-only library" in output
+    assert str(ROOT) not in output  # the environment says nothing of the repository
+
+
+def test_files_outside_the_working_folder_cannot_be_read_by_path_or_through_proc(library):
+    secret = ROOT / "solutions" / "lab1" / "lab1.ipynb"
+    code = f"""
+        import os
+        from pathlib import Path
+        found = []
+        for path in [{str(secret)!r}, {str(ROOT / "utils" / "grading" / "grader.py")!r}, "/root/.bashrc", "/etc/shadow",
+                     {__file__!r}, "/proc/1/root/{ROOT}/README.md", "/proc/1/cwd/solutions"]:
+            try:
+                Path(path).read_bytes()
+                found.append(path)
+            except OSError:
+                pass
+        print("found", found)
+        print("work", sorted(os.listdir("/work")), sorted(os.listdir({str(ROOT)!r})))
+        print("root", sorted(os.listdir("/root")))
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        commands = [open(f"/proc/{{p}}/cmdline", "rb").read() for p in pids]
+        print("pids", len(pids), any(b"py" + b"test" in c for c in commands))
+    """
+    _, output = run(code, library)
+    assert "found []" in output
+    assert "work ['main'] ['.venv']" in output  # the virtual environment only
+    assert "root ['.pyenv']" in output or "root []" in output or "No such file" in output
+    assert "pids" in output and "True" not in output.split("pids")[1]
+    assert int(output.split("pids ")[1].split()[0]) <= 3  # bwrap's init, python, nothing of the grader
+
+
+def test_another_sandboxs_files_cannot_be_found(library):
+    marker = f"secret-{secrets.token_hex(8)}"
+    with Sandbox(Limits(), library) as other:
+        other.start([sys.executable, "-c", f"open('{marker}', 'w').write('answers'); open('/tmp/{marker}2', 'w'); "
+                                           f"open('/dev/shm/{marker}3', 'w'); import time; time.sleep(60)"])
+        time.sleep(1.5)
+        code = f"""
+            import os
+            hits = []
+            for top in ["/home", "/tmp", "/dev", "/etc", "/"]:
+                if top == "/":
+                    hits += [f for f in os.listdir("/") if {marker!r} in f]
+                    continue
+                for folder, dirs, files in os.walk(top):
+                    hits += [os.path.join(folder, f) for f in files + dirs if {marker!r} in f]
+            print("hits", hits)
+        """
+        _, output = run(code, library)
+        assert other.alive()
+    assert "hits []" in output
+
+
+def test_no_network_not_even_the_hosts_loopback(library):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    code = f"""
+        import socket
+        for host in ["127.0.0.1", "8.8.8.8", "pypi.org"]:
+            try:
+                socket.create_connection((host, {port} if host == "127.0.0.1" else 443), timeout=3)
+                print("CONNECTED", host)
+            except OSError as error:
+                print("refused", host, type(error).__name__)
+    """
+    try:
+        _, output = run(code, library)
+        with pytest.raises(TimeoutError):
+            server.accept()
+    finally:
+        server.close()
+    assert "CONNECTED" not in output and output.count("refused") == 3
+
+
+def test_a_setsid_daemon_is_gone_after_kill_and_never_writes(library):
+    marker = f"daemon-{secrets.token_hex(8)}"
+    read_end, write_end = os.pipe()
+    code = f"""
+        import os, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                print("daemon started", flush=True)
+                time.sleep(1.5)  # after the grader's turn: try to leave a trace
+                os.write({write_end}, b"written after the turn")
+            os._exit(0)
+        time.sleep(30)  # {marker}
+    """
+    with Sandbox(Limits(), library) as box:
+        box.start([sys.executable, "-c", textwrap.dedent(code)], pass_fds=(write_end,))
+        os.close(write_end)
+        deadline = time.monotonic() + 30
+        while "daemon started" not in box.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "daemon started" in box.output() and box.alive()
+        start = time.monotonic()
+        box.kill()
+        assert time.monotonic() - start < 5
+        assert not box.alive()
+        assert processes_with(marker) == []
+    time.sleep(1.5)
+    assert os.read(read_end, 100) == b""  # end of file: no process holds the pipe any more, nothing was written
+    os.close(read_end)
+
+
+def test_when_the_main_process_ends_every_other_process_of_the_sandbox_ends(library):
+    code = """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(1)
+                print("DAEMON SURVIVED", flush=True)
+            os._exit(0)
+    """
+    with Sandbox(Limits(), library) as box:
+        box.start([sys.executable, "-c", textwrap.dedent(code)]).wait(30)
+        time.sleep(1.5)
+        assert "DAEMON SURVIVED" not in box.output() and box.exit_description() == "exit code 0"
+
+
+def test_a_fork_bomb_stops_at_the_process_limit_and_is_killed_cleanly(library):
+    marker = f"bomb-{secrets.token_hex(8)}"
+    code = f"""
+        import os, time
+        children = 0
+        for _ in range(300):  # bounded, so a broken limit cannot take the machine down
+            try:
+                if os.fork() == 0:
+                    time.sleep(60)  # {marker}
+                    os._exit(0)
+                children += 1
+            except OSError as error:
+                print("stopped", children, type(error).__name__, flush=True)
+                break
+        time.sleep(60)
+    """
+    with Sandbox(Limits(processes=16), library) as box:
+        box.start([sys.executable, "-c", textwrap.dedent(code)])
+        deadline = time.monotonic() + 30
+        while "stopped" not in box.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 5 <= len(processes_with(marker)) <= 16 + 2  # with bubblewrap's monitor and namespace init
+        box.kill()
+        output = box.output()
+        assert processes_with(marker) == []
+    children = int(output.split("stopped ")[1].split()[0])
+    assert children < 16, output
+
+
+@pytest.mark.parametrize("where", ["/home/student/fill", "/tmp/fill", "/dev/shm/fill"])
+def test_a_disk_fill_stops_at_the_size_of_the_tmpfs(library, where):
+    code = f"""
+        written = 0
+        try:
+            with open({where!r}, "wb") as handle:
+                for _ in range(64):  # at most 64 MiB: bounded even if the cap were missing
+                    handle.write(b"x" * 2**20)
+                    handle.flush()
+                    written += 1
+        except OSError as error:
+            print("stopped", written, type(error).__name__, error.errno)
+        print("done", written)
+    """
+    _, output = run(code, library, Limits(disk=8 * 2**20))
+    assert "stopped" in output, output
+    assert int(output.split("done ")[1].split()[0]) <= 8
+
+
+def test_raw_output_on_fd_1_and_2_is_cut_at_the_cap(library):
+    code = """
+        import os
+        for _ in range(100):
+            os.write(1, b"o" * 10_000)
+            os.write(2, b"e" * 10_000)
+        print("end", flush=True)
+    """
+    description, output = run(code, library, Limits(output=50_000))
+    assert description == "exit code 0"
+    assert len(output) < 50_200 and "2000004 bytes" in output and "dropped" in output
+
+
+def test_memory_beyond_the_limit_fails(library):
+    description, output = run("""
+        try:
+            big = bytearray(1024 * 2**20)
+            print("ALLOCATED", len(big))
+        except MemoryError:
+            print("MemoryError")
+    """, library, Limits(memory=256 * 2**20))
+    assert "MemoryError" in output and "ALLOCATED" not in output
+
+
+@pytest.mark.skipif("memory" not in sandbox_module.cgroup_folders(), reason="no writable memory cgroup here")
+def test_memory_of_the_whole_sandbox_is_capped_by_its_cgroup(library):
+    code = """
+        import os, time
+        for _ in range(6):  # each process stays under the per-process rlimit, together they do not
+            if os.fork() == 0:
+                block = b"x" * (100 * 2**20)
+                time.sleep(3)
+                os._exit(0)
+        deaths = 0
+        for _ in range(6):
+            _, status = os.wait()
+            deaths += os.WIFSIGNALED(status)
+        print("killed children", deaths)
+    """
+    _, output = run(code, library, Limits(memory=256 * 2**20), timeout=60)
+    assert int(output.split("killed children ")[1].split()[0]) >= 1, output
+
+
+def test_the_sandboxed_processes_are_not_root_outside(library):
+    if os.geteuid() != 0:
+        pytest.skip("the grader is not root here")
+    marker = f"uid-{secrets.token_hex(8)}"
+    with Sandbox(Limits(), library) as box:
+        box.start([sys.executable, "-c", f"import time; time.sleep(30)  # {marker}"])
+        deadline = time.monotonic() + 10
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        uids = [Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[:4] for pid in processes_with(marker)]
+    assert uids and all(u == [uids[0][0]] * 4 and int(u[0]) >= sandbox_module.UID_BASE for u in uids), uids
+
+
+def test_without_the_sandbox_the_same_api_runs_the_code(library):
+    with Sandbox(Limits(output=1000), library, enabled=False) as box:
+        box.start([sys.executable, "-c", "import os, utils; print(os.path.basename(os.getcwd()), flush=True); os._exit(3)"]).wait(60)
+        assert box.exit_description() == "exit code 3"
+        box.kill()
+        assert box.output().startswith("grading-nosandbox-")

@@ -1,0 +1,641 @@
+"""The sandbox a submission's code runs in: bubblewrap namespaces, a private size-capped home, limits for the
+whole sandbox, and a teardown that leaves no process behind.
+
+Inside, the code sees the system (/usr, a few files of /etc), the Python installation and the course library
+read-only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points
+there). Nothing else of the machine: not the repository, solutions, the grader's output folder, other
+submissions or other sandboxes. It has its own PID, network (loopback only), IPC, UTS, cgroup and user
+namespaces, no capabilities, no terminal (new session), and it cannot create further user namespaces.
+
+When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the
+sandbox the processes are that uid, never root); paths that uid cannot reach (the Python installation under
+/root) are mirrored once per grader process with hard links into a world-traversable folder. Memory and process
+count are capped for the whole sandbox by cgroup v1 controllers where this process may create cgroups, by
+rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the grader's pipe, which keeps only
+the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and its cgroup): every process the
+sandbox ever started is gone when it returns. When the sandboxed command exits, bubblewrap's namespace init
+exits too and the kernel kills whatever is left in the namespace (a daemon cannot outlive its command).
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import json
+import os
+import resource
+import secrets
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+#: The course library (the `utils` package); sandboxes get a copy without the grader.
+LIBRARY = Path(__file__).resolve().parent.parent
+#: The sandboxed code's home and working folder (a private tmpfs).
+HOME = "/home/student"
+#: uid and gid of the code inside the sandbox (its user namespace).
+INSIDE_UID = 1000
+#: When the grader is root, each sandbox runs as a random uid in [UID_BASE, UID_BASE + 2**20) outside.
+UID_BASE = 0x5B000000
+#: Environment variables passed through to the sandbox when set (OpenBLAS needs them on some processors).
+PASS_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: Files and folders of /etc the sandbox sees (when they exist); passwd and group are the sandbox's own.
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts", "alternatives",
+       "fonts", "mime.types")
+#: Top-level system folders bound read-only (or re-created as the same symlinks, as on merged-/usr systems).
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: The cgroup v1 controllers used for whole-sandbox limits.
+CONTROLLERS = ("memory", "pids")
+INSTALL_HINT = ("install the Debian package bubblewrap ('sudo apt-get install -y bubblewrap', or 'make sandbox'), "
+                "or grade with --no-sandbox on a machine where no submission can do harm")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create namespaces here; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one sandbox as a whole (all its processes together)."""
+
+    #: Bytes of memory (cgroup: resident memory plus tmpfs pages; rlimit: data segment of each process).
+    memory: int = 2 * 2**30
+    #: Processes and threads at the same time (both cgroup pids and RLIMIT_NPROC count threads).
+    processes: int = 64
+    #: Bytes of the private tmpfs (/home/student, where /tmp points); /dev/shm is another tmpfs of this size.
+    disk: int = 256 * 2**20
+    #: Bytes of stdout+stderr kept (the rest is read and dropped).
+    output: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("memory", "processes", "disk", "output"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"Limits.{name} must be a positive int, not {getattr(self, name)!r}")
+
+
+def sandbox_env(home: str = HOME) -> dict[str, str]:
+    """A minimal environment: nothing of the grader's (no paths to the repository, no tokens)."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": f"{home}/.tmp",
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": f"{home}/.config/matplotlib",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TQDM_DISABLE": "1",
+    }
+    env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
+    return env
+
+
+def prepare_library(folder: Path, source: Path = LIBRARY) -> Path:
+    """Copy the course library without `grading` and caches into `folder`/utils, readable by anyone; returns it.
+
+    Call once per grading run and pass the result to every Sandbox (it is bound read-only, never written).
+    """
+    target = Path(folder) / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+# --- what this machine offers ---------------------------------------------------------------------------------
+
+
+def _bwrap() -> str | None:
+    """Path of the bwrap executable, if installed."""
+    return shutil.which("bwrap") or next((p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.access(p, os.X_OK)), None)
+
+
+def _switch_uid() -> bool:
+    """Whether sandboxes run as a fresh unprivileged uid (only root may switch uid)."""
+    return os.geteuid() == 0
+
+
+@lru_cache(maxsize=1)
+def cgroup_folders() -> dict[str, Path]:
+    """For each cgroup v1 controller of CONTROLLERS: this process's own cgroup folder, if sandboxes' cgroups can be
+    created in it (probed by creating and removing one)."""
+    own: dict[str, str] = {}
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            for name in names.split(","):
+                own[name] = path
+        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    folders: dict[str, Path] = {}
+    for line in mountinfo:
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if len(tail) < 3 or tail[0] != "cgroup":
+            continue
+        root, mountpoint = fields[3], fields[4]
+        for name in set(tail[2].split(",")) & set(CONTROLLERS):
+            path = own.get(name)
+            if path is None or not (path + "/").startswith(root.rstrip("/") + "/") or name in folders:
+                continue
+            folder = Path(mountpoint) / path[len(root.rstrip("/")):].lstrip("/")
+            probe = folder / f"grading-probe-{os.getpid()}-{secrets.token_hex(4)}"
+            try:
+                probe.mkdir()
+                probe.rmdir()
+            except OSError:
+                continue
+            folders[name] = folder
+    return folders
+
+
+def limits_mechanism() -> str:
+    """How memory and process limits are enforced here, in words."""
+    folders = cgroup_folders()
+    memory = ("cgroup v1 memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
+              else "RLIMIT_DATA (per process)")
+    processes = "cgroup v1 pids (whole sandbox)" if "pids" in folders else "RLIMIT_NPROC (per sandbox uid)"
+    return f"memory by {memory}; processes by {processes}"
+
+
+@lru_cache(maxsize=1)
+def check_sandbox() -> str:
+    """One line saying what the sandbox uses; raises SandboxUnavailable (naming the package) when it cannot work."""
+    bwrap = _bwrap()
+    if bwrap is None:
+        raise SandboxUnavailable(f"the grader's sandbox needs bubblewrap (bwrap), which is not installed: {INSTALL_HINT}.")
+    version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip() or "bubblewrap"
+    trial = [bwrap, *_namespace_args(), *_system_args(), "--size", "1048576", "--tmpfs", HOME, "--", "/bin/sh", "-c", "true"]
+    try:
+        result = subprocess.run(trial, capture_output=True, text=True, timeout=30, start_new_session=True,
+                                **_user_kwargs(_fresh_uid()))
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise SandboxUnavailable(f"{version} could not start a sandbox ({error}): {INSTALL_HINT}.") from error
+    if result.returncode != 0:
+        raise SandboxUnavailable(
+            f"{version} cannot create a sandbox here: {result.stderr.strip() or f'exit code {result.returncode}'}. "
+            "It needs bubblewrap 0.8 or later and unprivileged user namespaces (sysctl user.max_user_namespaces > 0; "
+            "on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0); otherwise " + INSTALL_HINT + ".")
+    who = "a fresh unprivileged uid per sandbox" if _switch_uid() else f"uid {os.getuid()}"
+    return f"{version} as {who}; {limits_mechanism()}; disk by tmpfs size"
+
+
+def _fresh_uid() -> int | None:
+    """A uid (and gid) for one sandbox when the grader is root, else None (bwrap runs as the grader's user)."""
+    return UID_BASE + secrets.randbelow(2**20) if _switch_uid() else None
+
+
+def _user_kwargs(uid: int | None) -> dict:
+    """Popen arguments that run the child as `uid` with no supplementary groups (done in C, before exec)."""
+    return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+
+
+def _namespace_args() -> list[str]:
+    """bwrap options: every namespace, no capabilities, a new session, no nested user namespaces."""
+    return ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+            "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
+
+
+def _system_args() -> list[str]:
+    """bwrap options for the read-only system folders (symlinks such as /lib -> usr/lib are re-created)."""
+    args: list[str] = []
+    for path in SYSTEM:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+# --- a runtime folder the unprivileged sandbox uid can reach -----------------------------------------------------
+
+_runtime_lock = threading.Lock()
+_mirrors: dict[Path, Path] = {}
+
+
+def _reachable(path: Path) -> bool:
+    """Whether a user with no relation to the owners can reach `path` (every folder on the way searchable by
+    others, the folder itself readable)."""
+    path = path.resolve()
+    for folder in [*reversed(path.parents), path]:
+        try:
+            mode = folder.stat().st_mode
+        except OSError:
+            return False
+        if not mode & stat.S_IXOTH:
+            return False
+    return bool(path.stat().st_mode & stat.S_IROTH)
+
+
+@lru_cache(maxsize=1)
+def _runtime() -> Path:
+    """This process's world-traversable (0711) folder of mirrors and the sandbox's passwd/group, removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
+    folder.chmod(0o711)
+    atexit.register(shutil.rmtree, folder, True)
+    (folder / "etc").mkdir(mode=0o755)
+    (folder / "etc" / "passwd").write_text(f"student:x:{INSIDE_UID}:{INSIDE_UID}:student:{HOME}:/bin/sh\n"
+                                           "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    (folder / "etc" / "group").write_text(f"student:x:{INSIDE_UID}:\nnogroup:x:65534:\n")
+    for file in (folder / "etc").iterdir():
+        file.chmod(0o644)
+    return folder
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link a file (instant, no space); copy it when linking is impossible (another file system)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _python_ignore(prefix: Path):
+    """What the mirror of the base Python installation leaves out: its own site-packages, the test suite, and
+    everything in bin/ but the interpreter."""
+    stdlib = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        if Path(folder) == stdlib:
+            return [n for n in names if n in ("site-packages", "test")]
+        if Path(folder) == prefix / "bin":
+            return [n for n in names if not n.startswith("python")]
+        return []
+    return ignore
+
+
+def _mirror(path: Path) -> Path:
+    """`path` itself if the sandbox uid can reach it, else a hard-link mirror of it in the runtime folder."""
+    path = path.resolve()
+    if not _switch_uid() or _reachable(path):
+        return path
+    with _runtime_lock:
+        if path not in _mirrors:
+            target = _runtime() / "mirror" / f"{len(_mirrors)}-{path.name}"
+            target.parent.mkdir(mode=0o711, exist_ok=True)
+            ignore = _python_ignore(path) if path == Path(sys.base_prefix).resolve() else None
+            shutil.copytree(path, target, symlinks=True, copy_function=_link_or_copy, ignore=ignore)
+            for folder in [target, *(p for p in target.rglob("*") if p.is_dir() and not p.is_symlink())]:
+                folder.chmod(folder.stat().st_mode | 0o555)
+            _mirrors[path] = target
+        return _mirrors[path]
+
+
+def _python_args() -> list[str]:
+    """bwrap options binding the Python installation read-only at its own paths (venv and base interpreter)."""
+    prefixes = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    args: list[str] = []
+    for prefix in sorted(prefixes):
+        if any(prefix == Path(s) or Path(s) in prefix.parents for s in SYSTEM):
+            continue  # a system Python: /usr is bound already
+        args += ["--ro-bind", str(_mirror(prefix)), str(prefix)]
+    return args
+
+
+def _etc_args() -> list[str]:
+    """bwrap options for the few /etc files programs need, and the sandbox's own passwd and group."""
+    args: list[str] = []
+    for name in ETC:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for name in ("passwd", "group"):
+        args += ["--ro-bind", str(_runtime() / "etc" / name), f"/etc/{name}"]
+    return args
+
+
+# --- cgroups ------------------------------------------------------------------------------------------------------
+
+
+class _Cgroups:
+    """One sandbox's cgroups (one per available controller), with its limits set."""
+
+    def __init__(self, limits: Limits) -> None:
+        name = f"grading-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
+        self.folders = {c: folder / name for c, folder in cgroup_folders().items()}
+        for controller, folder in self.folders.items():
+            folder.mkdir()
+            if controller == "memory":
+                (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
+                if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
+                    (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
+            else:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
+                (folder / "pids.max").write_text(str(limits.processes + 2))
+
+    def add(self, pid: int) -> None:
+        """Move a process into every cgroup (its future children are born there)."""
+        for folder in self.folders.values():
+            (folder / "cgroup.procs").write_text(str(pid))
+
+    def pids(self) -> set[int]:
+        """Every process in the sandbox's cgroups."""
+        found: set[int] = set()
+        for folder in self.folders.values():
+            try:
+                found.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+        return found
+
+    def kill_all(self, timeout: float = 10.0) -> bool:
+        """SIGKILL every process in the cgroups until none is left; False if some survived `timeout`."""
+        deadline = time.monotonic() + timeout
+        while pids := self.pids():
+            if time.monotonic() > deadline:
+                return False
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
+        return True
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed for exceeding the memory limit."""
+        try:
+            text = (self.folders["memory"] / "memory.oom_control").read_text()
+        except (KeyError, OSError):
+            return 0
+        return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
+
+    def remove(self) -> None:
+        """Remove the (empty) cgroups; retried briefly while the last processes are being reaped."""
+        for folder in self.folders.values():
+            for _ in range(200):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as error:
+                    if error.errno != errno.EBUSY:
+                        break
+                    time.sleep(0.005)
+
+
+# --- the sandbox ---------------------------------------------------------------------------------------------------
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 1' or 'signal 11 (SIGSEGV)' for a process's return code (negative: killed by a signal)."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class _Output:
+    """Drains a pipe in a thread, keeping the first `limit` bytes and counting the rest."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit = fd, limit
+        self.kept, self.total = bytearray(), 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, name="sandbox-output", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while not self.stop.is_set():
+                if not select.select([self.fd], [], [], 0.2)[0]:
+                    continue
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    break
+                self.total += len(chunk)
+                if len(self.kept) < self.limit:
+                    self.kept += chunk[: self.limit - len(self.kept)]
+        finally:
+            os.close(self.fd)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait for the end of the output (all writers gone), then stop reading."""
+        self.thread.join(timeout)
+        self.stop.set()
+        self.thread.join()
+
+    def text(self) -> str:
+        """What was kept, decoded, with a note of how much was cut."""
+        text = self.kept.decode("utf-8", errors="replace")
+        if self.total > len(self.kept):
+            text += f"\n[output cut by the grader: {self.total - len(self.kept)} of {self.total} bytes dropped]\n"
+        return text
+
+
+class Sandbox:
+    """Runs one command in a fresh sandbox; a context manager that always kills it.
+
+    `library` is the folder bound read-only at /home/student/utils (see prepare_library); with `enabled=False`
+    the command runs without bubblewrap, in a private temporary folder, with rlimits (and cgroups if writable)
+    only: it sees the whole machine as the grader's user.
+    """
+
+    def __init__(self, limits: Limits = Limits(), library: Path | None = None, *, enabled: bool = True) -> None:
+        self.limits, self.library, self.enabled = limits, library, enabled
+        self.process: subprocess.Popen | None = None
+        self._cgroups: _Cgroups | None = None
+        self._output: _Output | None = None
+        self._init_pidfd: int | None = None
+        self._home: str | None = None  # the private folder without bubblewrap
+        self._rlimit_nproc = False
+        self._oom_kills = 0
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    def _bwrap_args(self, env: dict[str, str]) -> list[str]:
+        """The bubblewrap command line, up to the `--` before the sandboxed argv."""
+        disk = str(self.limits.disk)
+        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_python_args(),
+                "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # CPU count for torch/numpy
+                "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
+                "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config",
+                "--symlink", f"{HOME}/.tmp", "/tmp"]
+        if self.library is not None:
+            args += ["--ro-bind", str(_mirror(Path(self.library))), f"{HOME}/utils"]
+        args += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", HOME, "--clearenv"]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        return args
+
+    def _rlimits(self) -> None:
+        """Run in the child before exec (only setrlimit calls): limits that need no cgroup, inherited by all."""
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.disk, self.limits.disk))
+        resource.setrlimit(resource.RLIMIT_DATA, (self.limits.memory, self.limits.memory))
+        if self._rlimit_nproc:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes + 2, self.limits.processes + 2))
+
+    def start(self, argv: list[str], pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start `argv` in the sandbox (cwd and HOME /home/student, stdin /dev/null, `pass_fds` inherited)."""
+        if self.process is not None:
+            raise RuntimeError("a Sandbox runs one command; make a new one")
+        if self.enabled:
+            check_sandbox()
+        self._cgroups = _Cgroups(self.limits) if cgroup_folders() else None
+        uid = _fresh_uid() if self.enabled else None
+        # RLIMIT_NPROC counts all processes of a uid: only usable when the sandbox has a uid of its own.
+        self._rlimit_nproc = "pids" not in cgroup_folders() and uid is not None
+        out_r, out_w = os.pipe()
+        try:
+            if self.enabled:
+                self._start_bwrap(argv, pass_fds, {**sandbox_env(), **(env or {})}, uid, out_w)
+            else:
+                self._start_plain(argv, pass_fds, env, out_w)
+        except BaseException:
+            os.close(out_r)
+            self.kill()
+            raise
+        finally:
+            os.close(out_w)
+        self._output = _Output(out_r, self.limits.output)
+        return self.process
+
+    def _start_bwrap(self, argv, pass_fds, env, uid, out_w) -> None:
+        """bwrap waits (--block-fd) until its two processes are in the cgroups, then runs argv."""
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        try:
+            command = [*self._bwrap_args(env), "--info-fd", str(info_w), "--block-fd", str(block_r), "--", *argv]
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(*pass_fds, info_w, block_r),
+                env={"PATH": "/usr/bin:/bin"}, cwd="/", start_new_session=True, preexec_fn=self._rlimits,
+                **_user_kwargs(uid))
+            os.close(info_w)
+            info_w = -1
+            init = self._read_info(info_r).get("child-pid")
+            if init is not None:
+                self._init_pidfd = os.pidfd_open(init)
+                if self._parent_of(init) != self.process.pid:  # it exited already and the pid was reused
+                    os.close(self._init_pidfd)
+                    self._init_pidfd = None
+                elif self._cgroups is not None:
+                    self._cgroups.add(self.process.pid)
+                    self._cgroups.add(init)
+            os.write(block_w, b"go")
+        finally:
+            for fd in (info_r, info_w, block_r, block_w):
+                if fd >= 0:
+                    os.close(fd)
+
+    @staticmethod
+    def _read_info(fd: int, timeout: float = 30.0) -> dict:
+        """bwrap's --info-fd JSON (the PID-namespace init's pid); {} if bwrap failed before writing it."""
+        data, deadline = b"", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], 0.1)[0]:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+            try:
+                return json.loads(data)
+            except ValueError:
+                pass
+        return {}
+
+    @staticmethod
+    def _parent_of(pid: int) -> int | None:
+        """A process's parent pid, or None if it is gone."""
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+
+    def _start_plain(self, argv, pass_fds, env, out_w) -> None:
+        """Without bubblewrap: a private temporary folder with the library, rlimits, cgroups if writable."""
+        self._home = tempfile.mkdtemp(prefix="grading-nosandbox-")
+        if self.library is not None:
+            os.symlink(Path(self.library).resolve(), Path(self._home) / "utils")
+        cgroups = self._cgroups
+
+        def prepare() -> None:
+            if cgroups is not None:
+                for folder in cgroups.folders.values():
+                    with open(folder / "cgroup.procs", "w") as handle:
+                        handle.write(str(os.getpid()))
+            self._rlimits()
+        full_env = {**sandbox_env(self._home), "TMPDIR": self._home, **(env or {})}
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=pass_fds,
+                                        env=full_env, cwd=self._home, start_new_session=True, preexec_fn=prepare)
+
+    def alive(self) -> bool:
+        """Whether the sandboxed command still runs (with bubblewrap, the rest of the sandbox dies with it)."""
+        return self.process is not None and self.process.poll() is None
+
+    def exit_description(self) -> str:
+        """How the sandbox ended: 'exit code 1', 'signal 9 (SIGKILL)', 'killed: memory limit', 'still running'."""
+        if self.process is None:
+            return "not started"
+        code = self.process.poll()
+        if code is None:
+            return "still running"
+        if self.enabled and 128 < code < 128 + 65:  # bwrap reports a command killed by signal N as 128 + N
+            code = 128 - code
+        if code < 0 and (self._oom_kills or (self._cgroups is not None and self._cgroups.oom_kills())):
+            return "killed: memory limit"
+        return describe_exit(code)
+
+    def output(self) -> str:
+        """stdout and stderr so far (capped at Limits.output bytes, with a note of what was cut)."""
+        return self._output.text() if self._output else ""
+
+    def kill(self) -> None:
+        """Kill every process the sandbox started (daemons included) and wait until they are gone."""
+        if self.process is not None and self.process.poll() is None:
+            if self._init_pidfd is not None:  # the kernel then kills the whole PID namespace
+                try:
+                    signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if not self.enabled:
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if self._cgroups is not None:
+                self._cgroups.kill_all()
+            try:
+                # bwrap exits once its namespace init is gone, which the kernel allows only after every process
+                # of the namespace has been reaped.
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._cgroups is not None:
+            self._cgroups.kill_all()
+            self._oom_kills = self._cgroups.oom_kills()
+            self._cgroups.remove()
+            self._cgroups = None
+        if self._init_pidfd is not None:
+            os.close(self._init_pidfd)
+            self._init_pidfd = None
+        if self._output is not None:
+            self._output.close()
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
