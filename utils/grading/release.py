@@ -138,6 +138,28 @@ def saved_python_version(text: str | None) -> str | None:
         return None
 
 
+def withheld(name: str, path: Path) -> list[tuple[str, str]]:
+    """What the release keeps from students, block by block: (kind, text) with kind solution, answer or hidden-test.
+
+    The student edition and the website are scanned for each of these (scripts/student_edition.py, tests).
+    """
+    lab, pieces = parse_lab(name, path), []
+    for cell, kind in zip(lab.notebook["cells"], lab.kinds):
+        source = cell_source(cell)
+        lines = source.split("\n")
+        if kind == "solution":
+            blocks = _blocks(lines, _BEGIN_SOLUTION, _END_SOLUTION, "SOLUTION")
+            texts = ["\n".join(l for l in lines[a + 1 : b] if not _HINT.match(l)) for a, b in blocks] or [source]
+            pieces += [("solution", text) for text in texts]
+        elif kind == "written":
+            blocks = _blocks(lines, _BEGIN_ANSWER, _END_ANSWER, "SOLUTION")
+            pieces += [("answer", text) for text in ["\n".join(lines[a + 1 : b]) for a, b in blocks] or [source]]
+        elif kind == "test":
+            blocks = _blocks(lines, _BEGIN_HIDDEN, _END_HIDDEN, "HIDDEN TESTS")
+            pieces += [("hidden-test", "\n".join(lines[a + 1 : b])) for a, b in blocks]
+    return [(kind, text) for kind, text in pieces if text.strip()]
+
+
 def release_notebook(name: str, path: Path, python_version: str | None = None) -> dict[str, Any]:
     """The student version of one solution notebook, as a notebook dict."""
     lab = parse_lab(name, path)
