@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
 TORCH_INDEX ?=
 
-.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser assets
+.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser sandbox assets
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -59,11 +59,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
+# Debian's bubblewrap: the sandbox each submission's code runs in when grading (utils/grading/sandbox.py).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; \
+	  else echo "error: grading needs bubblewrap: run 'sudo apt-get install -y bubblewrap'"; exit 1; fi; }
+
 # make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
-test: test-utils test-notebooks test-book test-browser
+test: sandbox test-utils test-notebooks test-book test-browser
 test-fast: test-utils test-notebooks
 
-test-utils: $(STAMP)
+test-utils: $(STAMP) sandbox
 	$(BIN)/python -m utils.grading release --check
 	$(BIN)/python -m pytest tests -q
 
@@ -86,7 +92,7 @@ lab: $(STAMP)
 	  --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # make grade LAB=lab1 SUBMISSIONS=path/to/folder  ->  grading-out/lab1/{grades,summary,written}.csv, feedback/
-grade: $(STAMP)
+grade: $(STAMP) sandbox
 	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=lab1 SUBMISSIONS=folder-or-files"; exit 2; }
 	$(BIN)/python -m utils.grading grade --lab $(LAB) --out grading-out/$(LAB) $(SUBMISSIONS)
 

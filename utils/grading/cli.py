@@ -16,7 +16,15 @@ from utils.grading.grader import STATUSES, Options
 from utils.grading.lms import ID_PRESETS, compile_id_pattern, export_gradebook, merge_outputs, student_id, write_manifest
 from utils.grading.notebook import LabError, find_labs, parse_lab
 from utils.grading.release import release_all
+from utils.grading.sandbox import SandboxUnavailable, check_sandbox
 from utils.grading.shard import parse_shard, select
+#: Exit statuses of `grade` besides 0 (graded, whatever the scores) and 2 (usage error).
+EXIT_GRADER_ERROR, EXIT_NO_SANDBOX, EXIT_INTERRUPTED = 3, 4, 130
+NO_SANDBOX_WARNING = (
+    "warning: --no-sandbox: the submissions' code runs as your user, unconfined: it can read every file you can "
+    "(solutions/ with the hidden tests, other students' submissions), change the output folder, use the network "
+    "and leave processes running after grading. Only the time, memory and output limits remain. Use it only for "
+    "notebooks you trust.")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
@@ -93,8 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
             "cells and written answers are taken from the submission; all tests come from solutions/.",
             "Writes OUT/grades.csv, OUT/summary.csv, OUT/written.csv (written answers to read), "
             "OUT/feedback/<submission>.html and a cache in OUT/.cache (unchanged submissions are not "
-            "graded again). Exit status 0 when grading completed, whatever the scores; 2 for usage errors."),
-        epilog="statuses:\n" + "\n".join(f"  {k:<17} {v}" for k, v in STATUSES.items()))
+            "graded again). Each submission's code runs in a bubblewrap sandbox (Debian package bubblewrap): "
+            "it sees only its own folder, the Python installation and the course library, has no network, and "
+            "all its processes are killed when its turn ends."),
+        epilog="statuses:\n" + "\n".join(f"  {k:<17} {v}" for k, v in STATUSES.items()) + "\n\nexit status:\n"
+               "  0    grading completed, whatever the scores\n"
+               "  2    usage error (unknown lab, no submissions, bad option)\n"
+               f"  {EXIT_GRADER_ERROR}    the grader itself failed on some submission (status grader-error, score left "
+               "empty): grade them again\n"
+               f"  {EXIT_NO_SANDBOX}    no sandbox: install bubblewrap, or pass --no-sandbox\n"
+               f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); what was graded is saved")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
                        help=".ipynb files, or folders searched recursively for .ipynb files")
     grade.add_argument("--lab", required=True, help="the lab to grade, e.g. lab1")
@@ -110,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="characters of output one cell may print; the rest is dropped (default: 1M)")
     grade.add_argument("--force", action="store_true", help="grade every submission again, ignoring the cache")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary table")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run the submissions' code without the bubblewrap sandbox (unsafe: it can read the "
+                            "solutions and other submissions; for trusted notebooks only)")
     grade.add_argument("--id-pattern", metavar="REGEX",
                        help="take each student's id from the submission's name (its path without .ipynb) into "
                             "summary.csv's id column: a regular expression with a group named id, or a preset: "
@@ -199,7 +218,18 @@ def _grade(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     options = Options(timeout=args.timeout, memory=args.memory, output_limit=args.output_limit)
     start = time.monotonic()
-    gradebook = Gradebook(lab, out, options, jobs=args.jobs, force=args.force, progress=not args.quiet)
+    if args.no_sandbox:
+        print(NO_SANDBOX_WARNING, file=sys.stderr)
+    else:
+        try:
+            sandbox = check_sandbox()
+        except SandboxUnavailable as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_NO_SANDBOX
+        if not args.quiet:
+            print(f"sandbox: {sandbox}")
+    gradebook = Gradebook(lab, out, options, jobs=args.jobs, force=args.force, progress=not args.quiet,
+                          sandbox=not args.no_sandbox)
     write_manifest(out, lab.name, str(args.shard) if args.shard else None, (s.name for s in submissions))
     try:
         results = gradebook.run(submissions)
@@ -207,10 +237,15 @@ def _grade(args: argparse.Namespace) -> int:
             gradebook.write_outputs([], {}, [])
     except KeyboardInterrupt:
         print("\ninterrupted: what was graded is saved; run the same command again to grade the rest.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if not args.quiet:
         print(summary_table(submissions, results))
         print(f"graded in {time.monotonic() - start:.1f} s; results in {out}/grades.csv, summary.csv, feedback/")
+    failed = [name for name, result in results.items() if result["status"] == "grader-error"]
+    if failed:
+        print(f"error: the grader failed on {len(failed)} submission(s), e.g. {failed[0]!r}: their score is left "
+              "empty (see the message in grades.csv); fix the cause and run the same command again.", file=sys.stderr)
+        return EXIT_GRADER_ERROR
     return 0
 
 

@@ -22,11 +22,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from utils.grading.cache import CacheSigner
 from utils.grading.feedback import feedback_html
 from utils.grading.grader import Options, grade_notebook
 from utils.grading.harness import job_options
 from utils.grading.server import HarnessServer, Interrupted
 from utils.grading.notebook import Lab
+from utils.grading.spreadsheet import safe_cell
+from utils.grading.submission import read_submission
 
 #: The course library the student's code imports (a copy without the grader is mounted into each sandbox).
 LIBRARY = Path(__file__).resolve().parent.parent
@@ -34,6 +37,8 @@ GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status
 SUMMARY_COLUMNS = ["submission", "id", "score", "max_score", "status"]
 #: `score` is for the instructor to fill; `merge` and `export` fold it in (utils/grading/lms.py).
 WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "score", "answer"]
+#: Columns whose plain numbers are written as numbers (every other cell is text, safe from formulas).
+NUMERIC_COLUMNS = {"score", "max_score"}
 
 
 class UsageError(ValueError):
@@ -91,11 +96,11 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """CSV text with a header row."""
+    """CSV text with a header row; no cell can run as a spreadsheet formula (scores stay numbers)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: safe_cell(v, numeric=k in NUMERIC_COLUMNS) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
@@ -110,9 +115,13 @@ def _grader_fingerprint() -> str:
 class Gradebook:
     """Grades submissions of one lab into an out folder."""
 
-    def __init__(self, lab: Lab, out: Path, options: Options, jobs: int = 1, force: bool = False, progress: bool = True) -> None:
+    def __init__(self, lab: Lab, out: Path, options: Options, jobs: int = 1, force: bool = False, progress: bool = True,
+                 *, sandbox: bool = True) -> None:
         self.lab, self.out, self.options = lab, out, options
         self.jobs, self.force, self.progress = max(1, jobs), force, progress
+        #: False for `grade --no-sandbox`: student code then runs without bubblewrap (utils/grading/sandbox.py).
+        self.sandbox = sandbox
+        self.signer = CacheSigner(out)
         self.stop = threading.Event()
         self.server_lock, self._server = threading.Lock(), None
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options),
@@ -126,16 +135,17 @@ class Gradebook:
 
     def grade_one(self, submission: Submission, scratch: Path, index: int) -> tuple[dict[str, Any], bool]:
         """(result, from cache) for one submission; grader failures become a 'grader-error' result, not cached."""
-        try:
-            data = submission.path.read_bytes()
-        except OSError as error:
-            return self._failure(f"could not read the file: {error}", "invalid-notebook"), False
+        data, problem = read_submission(submission.path)
+        if data is None:
+            return self._failure(problem, "invalid-notebook"), False
         cache = self.cache_path(data)
         if not self.force and cache.exists():
             try:
-                return json.loads(cache.read_text(encoding="utf-8")), True
-            except (OSError, json.JSONDecodeError):
-                pass
+                cached = self.signer.open(cache.name, cache.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                cached = None
+            if cached is not None:  # a forged or edited entry is graded again
+                return cached, True
         try:
             result = grade_notebook(self.lab, data, self.server(scratch), job_options(self.options, scratch / "utils"),
                                     self.options, self.stop.is_set)
@@ -144,7 +154,7 @@ class Gradebook:
         except Exception as error:  # one broken submission or kernel must not stop the others
             return self._failure(f"the grader failed (not your fault; the instructor will look at it): "
                                  f"{type(error).__name__}: {error}", "grader-error"), False
-        atomic_write(cache, json.dumps(result, sort_keys=True))
+        atomic_write(cache, self.signer.seal(cache.name, result))
         return result, False
 
     def server(self, scratch: Path) -> HarnessServer:
@@ -206,12 +216,12 @@ class Gradebook:
             if result is None:
                 continue
             for q in result["questions"]:
-                grades.append({"submission": submission.name, "lab": lab, **q})
+                grades.append({"submission": submission.name, "lab": lab, **q, "score": _score(q)})
                 if q["status"] == "needs-reading":
                     row = {"submission": submission.name, "lab": lab, "question": q["question"],
                            "max_score": q["max_score"], "answer": q.get("answer", "")}
                     written.append(row | {"score": kept_score(scored, row)})
-            summary.append({"submission": submission.name, "id": submission.id, "score": result["score"],
+            summary.append({"submission": submission.name, "id": submission.id, "score": _score(result),
                             "max_score": result["max_score"], "status": result["status"]})
             if submission.name in fresh:
                 atomic_write(self.out / "feedback" / f"{submission.name}.html", feedback_html(submission.name, lab, result))
@@ -221,9 +231,15 @@ class Gradebook:
             atomic_write(self.out / "written.csv", _csv(WRITTEN_COLUMNS, written))
 
 
+def _score(entry: dict[str, Any]) -> float | str:
+    """The score to write for a result or question: empty when the grader failed (it is not a zero)."""
+    return "" if entry["status"] == "grader-error" else entry["score"]
+
+
 def summary_table(submissions: list[Submission], results: dict[str, dict[str, Any]]) -> str:
     """A plain-text table of every submission's score and status, with counts per status."""
-    rows = [(s.name, f"{results[s.name]['score']:g} / {results[s.name]['max_score']:g}", results[s.name]["status"])
+    shown = {name: "?" if _score(r) == "" else f"{r['score']:g}" for name, r in results.items()}  # ?: grader failed
+    rows = [(s.name, f"{shown[s.name]} / {results[s.name]['max_score']:g}", results[s.name]["status"])
             for s in submissions if s.name in results]
     header = ("submission", "score", "status")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(3)]
