@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
 TORCH_INDEX ?=
 
-.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser sandbox assets
+.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -23,6 +23,8 @@ help:
 	@echo "make grade LAB=lab1 SUBMISSIONS=folder - grade students' notebooks into grading-out/lab1/"
 	@echo "make student - the student edition (no solutions) in _build/student/, folder and zip"
 	@echo "make bench  - run the benchmark scripts in bench/"
+	@echo "make pdf    - print the built book to one PDF, _build/pdf/book.pdf"
+	@echo "make format - format the chapters' code to 88 characters a line (format-check: only list)"
 
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null || { \
@@ -81,6 +83,16 @@ test-book: $(STAMP) $(VENDOR)
 
 test-browser: test-book browser
 	$(BIN)/python -m pytest browser_tests -q  # screenshots go to _build/screenshots/
+
+# The whole book in one PDF (toc order, page numbers, bookmarks), printed from _build/html by Chromium, offline.
+pdf: book browser
+	$(BIN)/python scripts/print_book.py
+
+# The chapters' code cells formatted to 88 characters a line (ruff); format-check changes nothing and lists what is left.
+format: $(STAMP)
+	$(BIN)/python scripts/format_notebooks.py
+format-check: $(STAMP)
+	$(BIN)/python scripts/format_notebooks.py --check
 
 release: $(STAMP)
 	$(BIN)/python -m utils.grading release
