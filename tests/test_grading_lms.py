@@ -143,6 +143,16 @@ def test_merge_folds_written_scores_and_keeps_failures_empty(tmp_path):
     assert {r["submission"]: r for r in read_csv(folder / "summary.csv")} == summary
 
 
+def test_two_shards_cannot_share_an_output_folder(tmp_path, capsys):
+    folder = fake_output(tmp_path / "out", {"a": ("1", "5.0", "")}, "1/2")
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "x.ipynb").write_bytes(b"")
+    assert main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(folder), "--shard", "2/2",
+                 "--quiet", str(subs)]) == 2
+    assert "its own --out" in capsys.readouterr().err
+
+
 def test_written_scores_outside_the_range_are_refused(tmp_path, capsys):
     folder = fake_output(tmp_path / "run", CANVAS_CLASS, written_score="3")
     assert main(["merge", "--out", str(folder), str(folder)]) == 2

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from utils.grading.gradebook import Gradebook, UsageError, atomic_write, collect_submissions, summary_table
 from utils.grading.grader import STATUSES, Options
-from utils.grading.lms import ID_PRESETS, compile_id_pattern, export_gradebook, merge_outputs, student_id, write_manifest
+from utils.grading.lms import (ID_PRESETS, check_manifest, compile_id_pattern, export_gradebook, merge_outputs,
+                               student_id, write_manifest)
 from utils.grading.notebook import LabError, find_labs, parse_lab
 from utils.grading.release import release_all
 from utils.grading.sandbox import SandboxUnavailable, check_sandbox
@@ -230,7 +231,9 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"sandbox: {sandbox}")
     gradebook = Gradebook(lab, out, options, jobs=args.jobs, force=args.force, progress=not args.quiet,
                           sandbox=not args.no_sandbox)
-    write_manifest(out, lab.name, str(args.shard) if args.shard else None, (s.name for s in submissions))
+    shard = str(args.shard) if args.shard else None
+    check_manifest(out, lab.name, shard)
+    write_manifest(out, lab.name, shard, (s.name for s in submissions))
     try:
         results = gradebook.run(submissions)
         if not submissions:  # an empty shard still leaves outputs for `merge`

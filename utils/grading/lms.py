@@ -173,6 +173,17 @@ def write_manifest(out: Path, lab: str, shard: str | None, names: Iterable[str])
     atomic_write(out / MANIFEST, json.dumps({"lab": lab, "shard": shard, "submissions": sorted(names)}, indent=1) + "\n")
 
 
+def check_manifest(out: Path, lab: str, shard: str | None) -> None:
+    """Refuse to grade into a folder that holds another lab or another shard (their rows would be overwritten)."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if (manifest.get("lab"), manifest.get("shard")) != (lab, shard):
+        held = f"{manifest.get('lab')}" + (f", shard {manifest['shard']}" if manifest.get("shard") else "")
+        raise UsageError(f"{out} holds the grades of {held}: give each lab and each shard its own --out folder")
+
+
 def read_output(folder: Path) -> Output:
     """Read grades.csv, summary.csv, written.csv (if any) and the manifest of a grading output folder."""
     if not (folder / "summary.csv").exists():
