@@ -1,7 +1,9 @@
 """Grading the fixture lab: full marks, zero, and every bad input and cheat we know, in one batched run.
 
-Kernels are slow to start, so all labdemo submissions are graded by ONE run (module fixture) and the tests
-read its outputs. Each submission targets one question, so the others must still be graded normally.
+Starting sandboxes costs time, so all labdemo submissions are graded by ONE run (module fixture) and the tests
+read its outputs. Each submission targets one question, so the others must still be graded normally. Many of
+these cheats aimed at the old in-kernel design (tests and student code in one process); they stay, and must
+still earn nothing.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ SUBMISSIONS = {
                                "mean": "import math\nmath.isclose = lambda *a, **k: True\ndef mean(v):\n    return 0"}),
                       FULL | {"test_squares": "failed", "test_mean": "failed"}),
     "override-run-cell": (variant({"mean": OVERRIDE_RUN_CELL}), FULL | {"test_mean": "failed"}),
-    "forge-reply": (variant({"squares": FORGE_REPLY}), FULL | {"test_squares": "failed"}),
+    "forge-reply": (variant({"squares": FORGE_REPLY}), FULL | {"test_squares": "error"}),
     "no-asserts": (variant({"square": NO_ASSERTS}), FULL | {"test_square": "failed"}),
     "rebind-np": (variant({"squares": "squares = [1]\nclass Fake:\n    def allclose(self, *a, **k):\n        return True\nnp = Fake()"}),
                   FULL | {"test_squares": "failed"}),
@@ -164,8 +166,9 @@ SUBMISSIONS = {
     "missing-cell": (variant(drop=("squares",)), FULL | {"test_squares": "missing-cell"}),
     "duplicated-cell": (variant(edit=_duplicate_square), FULL),
     "no-metadata": (variant(edit=_strip_metadata), FULL),
-    "writes-files": (variant({"square": "for name in ['grades.csv', '../grades.csv', '../summary.csv']:\n"
-                                        "    open(name, 'w').write('hacked')\ndef square(x):\n    return x * x"}), FULL),
+    "writes-files": (variant({"square": "for name in ['grades.csv', '../grades.csv', '../summary.csv', '/tmp/x']:\n"
+                                        "    try:\n        open(name, 'w').write('hacked')\n"
+                                        "    except OSError:\n        pass\ndef square(x):\n    return x * x"}), FULL),
     "snoop": (variant({"square": SNOOP}), FULL | {"test_square": "failed"}),
 }
 
@@ -249,7 +252,7 @@ def test_messages_explain_what_happened(graded):
     assert "memory" in table["memory"]["test_squares"]["message"]
     assert table["edited-tests"]["test_square"]["message"] == "AssertionError: square of a negative number should be positive"
     assert "'squares'" in table["missing-cell"]["test_squares"]["message"]
-    assert "threads started by your code" in table["patch-from-thread"]["test_mean"]["message"]
+    assert table["patch-from-thread"]["test_mean"]["message"] == "AssertionError: mean([1, 2]) should be 1.5"
 
 
 def test_feedback_never_shows_hidden_tests_or_solutions(graded):

@@ -1,0 +1,636 @@
+"""The trusted side of grading: the lab's test cells run here, the student's code in a sandboxed worker process.
+
+For each submission, the harness starts the student's process (`worker`, inside the sandbox), sends it the lab's
+setup cells and the student's answer cells, and runs every test cell itself. A test reaches the names that the
+reference solution defines through proxies: calling one sends the arguments to the student's process as data and
+brings the result back as data (`codec`). So hidden tests, expected values and verdicts never enter the student's
+process, and nothing the student's code does there (patched comparisons, hooks, threads, forged replies) can change
+how a test runs here: a test passes when its code runs to its end in this process.
+
+`serve` is a small fork server: it runs the lab's first setup cells once, then forks a fresh child per
+submission, so every submission starts from the same trusted state without paying for the setup again.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import itertools
+import json
+import os
+import re
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from utils.grading import codec
+from utils.grading.notebook import Lab, cell_source, parse_lab
+from utils.grading.release import stub_solution
+
+Status = Literal["ok", "error", "timeout", "died"]
+
+#: The worker's program: the codec, then the worker (both need only the standard library to start).
+WORKER_SOURCE = (Path(codec.__file__).read_text(encoding="utf-8") + "\n"
+                 + re.sub(r"(?m)^from __future__ import annotations$", "",
+                          (Path(__file__).parent / "worker.py").read_text(encoding="utf-8")))
+#: Environment variables passed through to the student's process when set (OpenBLAS needs them on some CPUs).
+PASS_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+class StudentTimeout(BaseException):
+    """The student's code ran past the time limit (a BaseException: a test's `except Exception` cannot hide it)."""
+
+
+class StudentDied(BaseException):
+    """The student's process ended (crash, os._exit, killed for memory) or broke the connection."""
+
+    def __init__(self, death: str) -> None:
+        super().__init__(death)
+        self.death = death
+
+
+class StudentError(Exception):
+    """An exception raised by the student's code, re-raised here as data: type name and message only."""
+
+    student_type = "Exception"
+
+
+_ERROR_CLASSES: dict[type, type] = {}
+
+
+def student_exception(info: Any) -> BaseException:
+    """A local exception for the student's one: a subclass of its nearest built-in class and of StudentError."""
+    if not isinstance(info, dict):
+        return StudentDied("your code sent the grader a malformed reply")
+    bases = info.get("bases") if isinstance(info.get("bases"), list) else []
+    base = next((getattr(builtins, n) for n in bases if isinstance(n, str) and isinstance(getattr(builtins, n, None), type)
+                 and issubclass(getattr(builtins, n), Exception)), Exception)
+    cls = _ERROR_CLASSES.get(base)
+    if cls is None:
+        cls = _ERROR_CLASSES[base] = type(f"Student{base.__name__}", (StudentError, base), {})
+    message = info.get("message") if isinstance(info.get("message"), str) else ""
+    error = cls(message[: codec.MAX_MESSAGE_TEXT])
+    name = info.get("type")
+    error.student_type = name[:100] if isinstance(name, str) and name.isidentifier() else base.__name__
+    if base is KeyError:  # KeyError's str() adds quotes; keep the student's text as it was
+        error.args = (message[: codec.MAX_MESSAGE_TEXT],)
+    return error
+
+
+class StudentProxy:
+    """An object of the student's (a function, class or instance) that stays in the student's process.
+
+    Calling it, reading or setting an attribute, and isinstance against it are requests to that process; the
+    answers are data. Nothing else is forwarded: comparisons, hashing and truth use this proxy's own identity.
+    """
+
+    __slots__ = ("_link", "_id", "_kind", "_name")
+
+    def __init__(self, link: Link, number: int, kind: str, name: str) -> None:
+        for slot, value in zip(self.__slots__, (link, number, kind, name)):
+            object.__setattr__(self, slot, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._link.request({"op": "getattr", "target": {"t": "handle", "id": self._id}, "name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._link.send_value({"op": "setattr", "target": {"t": "handle", "id": self._id}, "name": name}, "value", value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._link.call(self, args, kwargs)
+
+    def __instancecheck__(self, value: Any) -> bool:
+        return bool(self._link.send_value({"op": "isinstance", "cls": {"t": "handle", "id": self._id}}, "value", value))
+
+    def __remote_backward__(self, args: tuple, kwargs: dict, upstream: Any) -> Any:
+        """Call and backpropagate in the student's process (see utils.checks.backward_through)."""
+        return self._link.call(self, args, kwargs, backward=True if upstream is None else upstream)
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} {self._name} of your code>"
+
+
+class Link:
+    """The harness's end of the connection to the student's process: requests with deadlines, values as data."""
+
+    def __init__(self, sock: socket.socket, death: Callable[[], str]) -> None:
+        self.sock, self.death = sock, death
+        self.deadline = float("inf")
+        self.proxies: dict[int, StudentProxy] = {}
+        #: Large arguments already sent, by id: (the object, its number in the student's process, fingerprint).
+        self.sent: dict[int, tuple[Any, int, Any]] = {}
+        self.numbers = itertools.count()
+
+    def wait(self) -> None:
+        """Before each read: set the socket's timeout to what is left of the deadline, or give up."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise StudentTimeout()
+        self.sock.settimeout(min(left, 3600.0))
+
+    def exchange(self, header: dict, blobs: list[bytes]) -> tuple[dict, list[bytes]]:
+        """Send a request and read its reply (StudentTimeout, StudentDied on failure)."""
+        try:
+            codec.send_message(self.sock, header, blobs)
+            return codec.receive_message(self.sock, self.wait, limit=codec.MAX_MESSAGE)
+        except (socket.timeout, TimeoutError):
+            raise StudentTimeout() from None
+        except codec.ProtocolError as error:
+            raise StudentDied(f"your code sent the grader something that is not a valid reply ({error})") from None
+        except (EOFError, OSError):
+            raise StudentDied(self.death()) from None
+
+    def proxy(self, number: int, node: dict) -> StudentProxy:
+        """The proxy of a handle (one per handle, so identity holds on this side)."""
+        proxy = self.proxies.get(number)
+        if proxy is None:
+            kind = node.get("kind") if node.get("kind") in ("function", "class", "object") else "object"
+            name = node.get("name") if isinstance(node.get("name"), str) else "object"
+            proxy = self.proxies[number] = StudentProxy(self, number, kind, name[:100])
+        return proxy
+
+    def handle_of(self, value: Any) -> int | None:
+        """The handle number of a proxy of this link's student process."""
+        return value._id if isinstance(value, StudentProxy) and value._link is self else None
+
+    def encoder(self) -> codec.Encoder:
+        return codec.Encoder("harness", self.handle_of)
+
+    def reply(self, header: dict, blobs: list[bytes], arguments: Callable[[Any], Any] | None = None) -> Any:
+        """The value of a reply, or the student's exception raised here."""
+        if "error" in header:
+            raise student_exception(header["error"])
+        try:
+            return codec.decode(header.get("value"), blobs, "harness", self.proxy, arguments=arguments)
+        except codec.ProtocolError as error:
+            raise StudentDied(f"your code sent the grader something that is not a valid reply ({error})") from None
+
+    def request(self, header: dict) -> Any:
+        """A request without values to send."""
+        return self.reply(*self.exchange(header, []))
+
+    def send_value(self, header: dict, key: str, value: Any) -> Any:
+        """A request carrying one value."""
+        encoder = self.encoder()
+        header[key] = encoder.encode(value)
+        return self.reply(*self.exchange(header, encoder.blobs))
+
+    def call(self, target: Any, args: tuple, kwargs: dict, backward: Any = None) -> Any:
+        """Call a student's function; copy the changes it made to the arguments back into them."""
+        torch = sys.modules.get("torch")
+        encoder = self.encoder()
+        header = {"op": "call", "target": encoder.encode(target), "args": [self.argument(encoder, a) for a in args],
+                  "kwargs": {str(k): self.argument(encoder, v) for k, v in kwargs.items()},
+                  "grad": torch is None or torch.is_grad_enabled(),
+                  "backward": None if backward is None else encoder.encode(backward)}
+        reply, blobs = self.exchange(header, encoder.blobs)
+        value = self.reply(reply, blobs, lambda alias: argument_tensor(args, kwargs, alias))
+        changed = reply.get("changed")
+        if isinstance(changed, dict):
+            for key, node in changed.items():
+                original = args[int(key)] if key.isdigit() and int(key) < len(args) else kwargs.get(key)
+                try:
+                    copy_back(original, codec.decode(node, blobs, "harness", self.proxy))
+                except codec.ProtocolError as error:
+                    raise StudentDied(f"your code sent the grader something that is not a valid reply ({error})") from None
+                self.sent.pop(id(original), None)  # the student's copy and ours now differ in identity of parts
+        return value
+
+    def argument(self, encoder: codec.Encoder, value: Any) -> Any:
+        """The node of a call argument; a large one already sent unchanged is referred to by number."""
+        size = getattr(value, "nbytes", None) or (len(value) if isinstance(value, (list, tuple, dict, set)) else 0)
+        if size < 256 or self.handle_of(value) is not None:
+            return encoder.encode(value)
+        summary = codec.fingerprint(value)
+        if summary is None:
+            return encoder.encode(value)
+        known = self.sent.get(id(value))
+        if known is not None and known[0] is value and known[2] == summary:
+            return {"t": "cached", "id": known[1]}
+        number = next(self.numbers)
+        self.sent[id(value)] = (value, number, summary)
+        return {"t": "cache", "id": number, "v": encoder.encode(value)}
+
+
+def argument_tensor(args: tuple, kwargs: dict, alias: dict) -> Any:
+    """The tensor of a call's arguments that an alias names: ("0", None) an argument, ("0", "weight") a parameter."""
+    torch = sys.modules.get("torch")
+    key, name = alias.get("arg"), alias.get("name")
+    if torch is None or not isinstance(key, str):
+        return None
+    value = args[int(key)] if key.isdigit() and int(key) < len(args) else kwargs.get(key)
+    if name is None:
+        return value if isinstance(value, torch.Tensor) else None
+    if isinstance(value, torch.nn.Module) and isinstance(name, str):
+        return dict([*value.named_parameters(), *value.named_buffers()]).get(name)
+    return None
+
+
+def copy_back(original: Any, new: Any) -> None:
+    """Make `original` (the test's object) hold what the student's code changed its copy into."""
+    torch, numpy = sys.modules.get("torch"), sys.modules.get("numpy")
+    if torch is not None and isinstance(original, torch.nn.Module) and isinstance(new, torch.nn.Module):
+        original.training = new.training
+        for name, value in vars(new).items():
+            if not name.startswith("_"):
+                vars(original)[name] = value
+        for field in ("_parameters", "_buffers"):
+            mine, theirs = getattr(original, field), getattr(new, field)
+            for name, tensor in theirs.items():
+                if isinstance(mine.get(name), torch.Tensor) and isinstance(tensor, torch.Tensor):
+                    copy_back(mine[name], tensor)
+                else:
+                    mine[name] = tensor
+        for name, child in new._modules.items():
+            if isinstance(original._modules.get(name), torch.nn.Module) and child is not None:
+                copy_back(original._modules[name], child)
+            else:
+                original._modules[name] = child
+    elif torch is not None and isinstance(original, torch.Tensor) and isinstance(new, torch.Tensor):
+        with torch.no_grad():
+            if original.shape == new.shape and original.dtype == new.dtype:
+                original.copy_(new)
+            else:
+                original.data = new.detach()
+        if original.is_leaf:
+            if original.requires_grad != new.requires_grad and (new.is_floating_point() or new.is_complex()):
+                original.requires_grad_(new.requires_grad)
+            original.grad = new.grad if new.grad is None or new.grad.shape == original.shape else None
+    elif numpy is not None and isinstance(original, numpy.ndarray) and isinstance(new, numpy.ndarray):
+        if original.shape == new.shape and original.flags.writeable:
+            original[...] = new
+    elif isinstance(original, list) and isinstance(new, list):
+        original[:] = new
+    elif isinstance(original, (dict, set)) and isinstance(new, type(original)):
+        original.clear()
+        original.update(new)
+    elif isinstance(original, bytearray) and isinstance(new, (bytes, bytearray)):
+        original[:] = new
+    elif hasattr(original, "__dict__") and type(original) is type(new) and type(original).__module__.startswith("utils."):
+        vars(original).update(vars(new))
+
+
+@dataclass
+class Outcome:
+    """How one cell ended."""
+
+    status: Status
+    ename: str = ""
+    evalue: str = ""
+    seconds: float = 0.0
+    death: str = ""
+
+
+def bound_names(source: str) -> set[str]:
+    """Names a cell binds at its top level by definition or assignment (imports excluded: tests import their own)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [item.optional_vars for item in node.items if item.optional_vars] if isinstance(node, ast.With)
+                else [node.target])
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+    return names
+
+
+def worker_env() -> dict[str, str]:
+    """The student's process's environment: nothing of the grader's (no paths to the repository, no tokens)."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/student", "TMPDIR": "/home/student",
+        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "IPYTHONDIR": "/home/student/.ipython",
+        "MPLCONFIGDIR": "/home/student/.matplotlib", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+        "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
+    }
+    env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
+    return env
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a child needs to grade one submission (a subset of grader.Options, plus where the library is)."""
+
+    timeout: float
+    memory: int
+    output_limit: int
+    max_restarts: int
+    processes: int
+    disk: int
+    sandbox: bool
+    library: str
+
+
+class StudentProcess:
+    """The sandboxed worker of one submission; restartable (state is lost, the caller replays)."""
+
+    def __init__(self, options: JobOptions) -> None:
+        self.options = options
+        self.sandbox: Any = None
+        self.link: Link | None = None
+        self.description = ""
+
+    def start(self) -> None:
+        """Start a fresh worker in a fresh sandbox."""
+        from utils.grading.sandbox import Limits, Sandbox
+
+        mine, theirs = socket.socketpair()
+        limits = Limits(memory=self.options.memory, processes=self.options.processes, disk=self.options.disk,
+                        output=self.options.output_limit)
+        self.sandbox = Sandbox(limits, Path(self.options.library), enabled=self.options.sandbox)
+        self.sandbox.__enter__()
+        try:
+            self.sandbox.start([sys.executable, "-c", WORKER_SOURCE, str(theirs.fileno()), str(self.options.memory)],
+                               pass_fds=(theirs.fileno(),), env=worker_env())
+        finally:
+            theirs.close()
+        self.link = Link(mine, self.death)
+
+    def death(self) -> str:
+        """How the worker ended (waits a moment for it to exit)."""
+        for _ in range(50):
+            if self.sandbox is None or not self.sandbox.alive():
+                break
+            time.sleep(0.02)
+        return self.sandbox.exit_description() if self.sandbox is not None else "not started"
+
+    def stop(self) -> None:
+        """Kill the worker and everything it started."""
+        if self.link is not None:
+            with contextlib.suppress(OSError):
+                self.link.sock.close()
+            self.link = None
+        if self.sandbox is not None:
+            self.sandbox.__exit__(None, None, None)
+            self.sandbox = None
+
+    def output(self) -> str:
+        """What the student's code printed (capped), for the grader's log."""
+        return self.sandbox.output() if self.sandbox is not None else ""
+
+
+class _TooManyRestarts(Exception):
+    """The student's process had to be restarted more often than allowed."""
+
+
+class _Sink(io.TextIOBase):
+    """Where the harness's own prints go while it runs tests (kept short, never shown to anyone)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def run_in_harness(source: str, label: str, namespace: dict[str, Any]) -> Outcome:
+    """Execute trusted cell code in this process; an error says why the cell failed, never its source."""
+    start = time.monotonic()
+    try:
+        with contextlib.redirect_stdout(_Sink()), contextlib.redirect_stderr(_Sink()):
+            exec(compile(transform(source), label, "exec"), namespace)
+    except StudentTimeout:
+        return Outcome("timeout", seconds=time.monotonic() - start)
+    except StudentDied as error:
+        return Outcome("died", seconds=time.monotonic() - start, death=error.death)
+    except StudentError as error:
+        return Outcome("error", error.student_type, str(error.args[0]) if error.args else "", time.monotonic() - start)
+    except Exception as error:
+        return Outcome("error", type(error).__name__, str(error)[: codec.MAX_MESSAGE_TEXT], time.monotonic() - start)
+    return Outcome("ok", seconds=time.monotonic() - start)
+
+
+def transform(source: str) -> str:
+    """IPython syntax (magics, !commands) as plain Python; the harness has no magics, so they become no-ops."""
+    if not re.search(r"(?m)^\s*[%!]", source):
+        return source
+    return re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source)
+
+
+def new_namespace() -> dict[str, Any]:
+    """A fresh namespace for the lab's trusted cells (display() is a no-op here)."""
+    return {"__name__": "__main__", "__builtins__": builtins, "display": lambda *args, **kwargs: None}
+
+
+class LabRun:
+    """Grades one submission: the worker runs setup and answer cells, this process runs the tests."""
+
+    def __init__(self, lab: Lab, answers: dict[int, str | None], options: JobOptions, namespace: dict[str, Any],
+                 prefix: int) -> None:
+        self.lab, self.answers, self.options = lab, answers, options
+        self.namespace, self.prefix = namespace, prefix
+        self.student = StudentProcess(options)
+        self.replay: list[str] = []
+        self.restarts = 0
+        self.answer_names: list[str] = []
+
+    def run_worker(self, source: str) -> Outcome:
+        """Run a cell in the student's process; keep it for replay if it succeeded."""
+        link, start = self.student.link, time.monotonic()
+        link.deadline = start + self.options.timeout
+        try:
+            reply, _ = link.exchange({"op": "run", "source": source}, [])
+        except StudentTimeout:
+            return Outcome("timeout", seconds=time.monotonic() - start)
+        except StudentDied as error:
+            return Outcome("died", seconds=time.monotonic() - start, death=error.death)
+        seconds = time.monotonic() - start
+        if "error" in reply:
+            error = student_exception(reply["error"])
+            if isinstance(error, StudentDied):
+                return Outcome("died", seconds=seconds, death=error.death)
+            return Outcome("error", error.student_type, str(error.args[0]) if error.args else "", seconds)
+        self.replay.append(source)
+        return Outcome("ok", seconds=seconds)
+
+    def run_here(self, source: str, label: str) -> Outcome:
+        """Run a trusted cell in the harness, with the student's names fetched fresh."""
+        link = self.student.link
+        link.deadline = time.monotonic() + self.options.timeout
+        try:
+            for name in self.answer_names:
+                try:
+                    self.namespace[name] = link.request({"op": "get", "name": name})
+                except StudentError:
+                    self.namespace.pop(name, None)
+        except StudentTimeout:
+            return Outcome("timeout")
+        except StudentDied as error:
+            return Outcome("died", death=error.death)
+        return run_in_harness(source, label, self.namespace)
+
+    def recover(self) -> None:
+        """Restart the student's process and replay the cells that succeeded (dropping any that fail now)."""
+        while True:
+            self.restarts += 1
+            if self.restarts > self.options.max_restarts:
+                raise _TooManyRestarts()
+            self.student.stop()
+            self.student.start()
+            replay, self.replay = self.replay, []
+            for position, source in enumerate(replay):
+                outcome = self.run_worker(source)
+                if outcome.status in ("timeout", "died"):
+                    self.replay += replay[position + 1:]
+                    break
+            else:
+                return
+
+    def run(self) -> tuple[list[dict[str, Any]], bool]:
+        """Every cell in order; returns one record per cell and whether the restart limit stopped the run."""
+        lab, records, stopped = self.lab, [], False
+        self.student.start()
+        try:
+            for index, (cell, kind) in enumerate(zip(lab.cells, lab.kinds)):
+                record = {"index": index, "id": cell.get("id"), "kind": kind}
+                if cell.get("cell_type") != "code":
+                    records.append(record | {"status": "not-run"})
+                    continue
+                if stopped:
+                    records.append(record | {"status": "skipped"})
+                    continue
+                outcome = self.run_cell(index, cell, kind)
+                records.append(record | {"status": outcome.status, "ename": outcome.ename,
+                                         "evalue": outcome.evalue[: codec.MAX_MESSAGE_TEXT],
+                                         "seconds": round(outcome.seconds, 3), "death": outcome.death}
+                               | ({"passed": outcome.status == "ok"} if kind == "test" else {}))
+                if outcome.status in ("timeout", "died"):
+                    try:
+                        self.recover()
+                    except _TooManyRestarts:
+                        stopped = True
+        finally:
+            self.student.stop()
+        return records, stopped
+
+    def run_cell(self, index: int, cell: dict[str, Any], kind: str) -> Outcome:
+        """One code cell: setup in both processes, answers in the student's, tests in this one."""
+        source = cell_source(cell)
+        if kind == "test":
+            return self.run_here(source, f"<test {cell.get('id')}>")
+        if kind == "solution":
+            self.answer_names += sorted(bound_names(source) - set(self.answer_names))
+            answer = self.answers.get(index)
+            return self.run_worker(answer if answer is not None else stub_solution(source)[0])
+        outcome = self.run_worker(source)
+        if index >= self.prefix and outcome.status not in ("timeout", "died"):
+            here = self.run_here(source, f"<cell {cell.get('id')}>")
+            if here.status in ("timeout", "died"):
+                return here
+        return outcome
+
+
+def first_answer_cell(lab: Lab) -> int:
+    """Index of the first solution cell (the setup cells before it are the same for every submission)."""
+    return min((i for i, k in enumerate(lab.kinds) if k == "solution"), default=len(lab.cells))
+
+
+def run_prefix(lab: Lab) -> tuple[dict[str, Any], int]:
+    """Run the lab's setup cells before the first answer in a fresh trusted namespace."""
+    namespace, prefix = new_namespace(), first_answer_cell(lab)
+    for cell, kind in zip(lab.cells[:prefix], lab.kinds[:prefix]):
+        if cell.get("cell_type") == "code":
+            outcome = run_in_harness(cell_source(cell), f"<setup {cell.get('id')}>", namespace)
+            if outcome.status != "ok":
+                raise RuntimeError(f"the lab's setup cell {cell.get('id')!r} failed in the grader: "
+                                   f"{outcome.ename}: {outcome.evalue}")
+    return namespace, prefix
+
+
+def grade_job(lab: Lab, job: dict[str, Any], namespace: dict[str, Any], prefix: int) -> dict[str, Any]:
+    """Grade one submission's answers; the result is what the grader turns into scores."""
+    answers = {int(k): v for k, v in job["answers"].items()}
+    options = JobOptions(**job["options"])
+    records, stopped = LabRun(lab, answers, options, namespace, prefix).run()
+    return {"records": records, "stopped": stopped}
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    """Write a result file atomically."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, path)
+
+
+def serve(lab_name: str, lab_path: Path) -> None:
+    """The fork server: setup once, then one forked child per job line on stdin; events as lines on stdout."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    try:
+        lab = parse_lab(lab_name, lab_path)
+        namespace, prefix = run_prefix(lab)
+    except BaseException as error:  # reported to the grader, which reports it as a grader error
+        out.write(json.dumps({"event": "failed", "error": f"{type(error).__name__}: {error}"}) + "\n")
+        return
+    out.write(json.dumps({"event": "ready"}) + "\n")
+    children: dict[int, int] = {}
+    stdin = sys.stdin.buffer
+    pending = b""
+    while True:
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            out.write(json.dumps({"event": "done", "job": children.pop(pid), "status": status}) + "\n")
+        ready, _, _ = select.select([stdin], [], [], 0.05)
+        if not ready:
+            continue
+        chunk = os.read(stdin.fileno(), 1 << 20)
+        if not chunk:
+            break
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            job = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                _child(lab, job, namespace, prefix)
+            children[pid] = job["job"]
+            out.write(json.dumps({"event": "started", "job": job["job"], "pid": pid}) + "\n")
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _child(lab: Lab, job: dict[str, Any], namespace: dict[str, Any], prefix: int) -> None:
+    """A forked child: grade, write the result file, and exit without returning to the server loop."""
+    code = 0
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        result = grade_job(lab, job, namespace, prefix)
+    except BaseException as error:
+        result, code = {"error": "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]}, 1
+    try:
+        _write_json(job["result"], result)
+    finally:
+        os._exit(code)
+
+
+def job_options(options: Any, library: Path) -> dict[str, Any]:
+    """The JobOptions of grader.Options (as a dict for the job line)."""
+    fields = {k: v for k, v in asdict(options).items() if k in JobOptions.__dataclass_fields__}
+    return fields | {"library": str(library)}
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], Path(sys.argv[2]))

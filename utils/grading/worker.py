@@ -1,0 +1,198 @@
+"""The student's process: runs the student's cells and answers the harness's requests, inside the sandbox.
+
+It is started as `python -c <codec source + this file's source> <socket fd> <memory bytes>` in the sandbox (the
+course library there has no `grading` package). Everything here runs in a process the student's code owns: it is
+plumbing, not a guard. Whatever it answers, the harness decides the verdicts from data it checks itself.
+
+Requests (JSON header + blobs, see codec): run a cell, get a name's value, call a function or method, get or set
+an attribute, isinstance. Replies carry a value, or an error (type, built-in bases, message), and for calls the
+arguments the call changed, so the harness can copy the changes back into its own objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import resource
+import socket
+import sys
+from typing import Any
+
+try:  # imported by the grader's tests; in the sandbox the codec's source comes first in the same text
+    from utils.grading.codec import (
+        CannotSend, Encoder, decode, describe_exception, fingerprint, receive_message, send_message,
+    )
+except ImportError:
+    pass
+
+
+class Handles:
+    """Objects of the student's that stay in this process; the harness refers to them by number."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+        self.numbers: dict[int, int] = {}
+
+    def number(self, value: Any) -> dict[str, Any]:
+        """The handle node of `value` (the same number every time for the same object)."""
+        number = self.numbers.get(id(value))
+        if number is None or self.objects[number] is not value:
+            number = len(self.objects)
+            self.objects.append(value)
+            self.numbers[id(value)] = number
+        kind = "class" if isinstance(value, type) else "function" if inspect.isroutine(value) else "object"
+        name = getattr(value, "__qualname__", None) if kind != "object" else None
+        return {"t": "handle", "id": number, "kind": kind,
+                "name": str(name if isinstance(name, str) else type(value).__name__)[:100]}
+
+    def get(self, number: int, node: dict) -> Any:
+        """The object behind a handle number."""
+        return self.objects[number]
+
+
+def _mutable(value: Any) -> bool:
+    """Whether a call may change `value` in place (so it is compared before and after the call)."""
+    if isinstance(value, (list, dict, set, bytearray)):
+        return True
+    module = type(value).__module__
+    return module.startswith(("torch", "numpy", "pandas")) or module.startswith("utils.")
+
+
+class Worker:
+    """Serves the harness's requests on one socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        from IPython.core.interactiveshell import InteractiveShell
+
+        self.sock, self.handles = sock, Handles()
+        self.cache: dict[int, Any] = {}
+        self.shell = InteractiveShell.instance()
+        self.shell.ask_exit = self.no_exit
+
+    @staticmethod
+    def no_exit(*args: Any, **kwargs: Any) -> None:
+        """exit() and quit() would end this process quietly after the cell; make them raise, as sys.exit() does."""
+        raise SystemExit("exit() and quit() are disabled while grading")
+
+    def encoder(self) -> Encoder:
+        """An encoder for replies (objects that are not data become handles)."""
+        return Encoder("student", self.handles.number)
+
+    def decode(self, node: Any, blobs: list[bytes]) -> Any:
+        """A value the harness sent (trusted: it may hold functions as code)."""
+        return decode(node, blobs, "student", self.handles.get, self.cache)
+
+    def serve(self) -> None:
+        """Answer requests until the harness closes the connection."""
+        while True:
+            try:
+                header, blobs = receive_message(self.sock)
+            except EOFError:
+                return
+            encoder = self.encoder()
+            try:
+                reply = getattr(self, "op_" + header["op"])(header, blobs, encoder)
+            except BaseException as error:  # the student's code raised (even SystemExit): report it, keep serving
+                encoder, reply = self.encoder(), {"error": describe_exception(error)}
+            try:
+                send_message(self.sock, reply, encoder.blobs)
+            except CannotSend as error:
+                send_message(self.sock, {"error": describe_exception(error)}, [])
+
+    def op_run(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        """Run a cell's source like Jupyter does."""
+        result = self.shell.run_cell(header["source"], store_history=False)
+        error = result.error_before_exec or result.error_in_exec
+        sys.stdout.flush()
+        return {"error": describe_exception(error)} if error is not None else {"ok": True}
+
+    def op_get(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        """The value of a name the student's cells defined."""
+        namespace = self.shell.user_ns
+        if header["name"] not in namespace:
+            raise NameError(f"name {header['name']!r} is not defined")
+        return {"value": encoder.encode(namespace[header["name"]])}
+
+    def op_getattr(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        return {"value": encoder.encode(getattr(self.decode(header["target"], blobs), header["name"]))}
+
+    def op_setattr(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        setattr(self.decode(header["target"], blobs), header["name"], self.decode(header["value"], blobs))
+        return {"ok": True}
+
+    def op_isinstance(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        return {"value": bool(isinstance(self.decode(header["value"], blobs), self.decode(header["cls"], blobs)))}
+
+    def op_call(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
+        """Call a function with the harness's arguments; report the result and the arguments it changed."""
+        target = self.decode(header["target"], blobs)
+        args = [self.decode(node, blobs) for node in header["args"]]
+        kwargs = {name: self.decode(node, blobs) for name, node in header["kwargs"].items()}
+        watched = [(key, value) for key, value in [*enumerate(args), *kwargs.items()] if _mutable(value)]
+        before = {key: self.fingerprint(value) for key, value in watched}
+        torch = sys.modules.get("torch")
+        with torch.set_grad_enabled(bool(header.get("grad", True))) if torch else contextlib.nullcontext():
+            result = target(*args, **kwargs)
+            backward = header.get("backward")
+            if backward is not None:
+                upstream = self.decode(backward, blobs)
+                (result.sum() if upstream is True else result).backward(None if upstream is True else upstream)
+        encoder.alias_of = self.aliases(watched)
+        reply = {"value": encoder.encode(result), "changed": {}}
+        encoder.alias_of = None
+        for key, value in watched:
+            if self.fingerprint(value) != before[key]:
+                reply["changed"][str(key)] = encoder.encode(value)
+        return reply
+
+    @staticmethod
+    def aliases(arguments: list[tuple[Any, Any]]):
+        """A function telling, for a result tensor, which argument tensor's memory it uses (key and name)."""
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
+        owners = {}
+        for key, value in arguments:
+            tensors = [(None, value)] if isinstance(value, torch.Tensor) else (
+                [*value.named_parameters(), *value.named_buffers()] if isinstance(value, torch.nn.Module) else [])
+            for name, tensor in tensors:
+                if tensor.layout == torch.strided:
+                    owners.setdefault(tensor.untyped_storage().data_ptr(), (str(key), name, tensor))
+
+        def alias_of(tensor: Any) -> dict | None:
+            if tensor.layout != torch.strided or tensor.untyped_storage().nbytes() == 0:
+                return None
+            owner = owners.get(tensor.untyped_storage().data_ptr())
+            if owner is None or owner[2].dtype != tensor.dtype:
+                return None
+            return {"arg": owner[0], "name": owner[1], "offset": tensor.storage_offset(), "stride": list(tensor.stride())}
+        return alias_of
+
+    def fingerprint(self, value: Any) -> Any:
+        """A comparable snapshot of a value's data (a cheap digest, else its encoding)."""
+        quick = fingerprint(value)
+        if quick is not None:
+            return quick
+        encoder = self.encoder()
+        try:
+            node = encoder.encode(value)
+        except CannotSend:
+            return (None,)
+        return (json.dumps(node), tuple(encoder.blobs))
+
+
+def main() -> None:
+    """Limit memory, then serve the socket given on the command line."""
+    fd, memory = int(sys.argv[1]), int(sys.argv[2])
+    if memory > 0:
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    sys.argv = ["student"]
+    sys.path.insert(0, os.getcwd())
+    Worker(socket.socket(fileno=fd)).serve()
+
+
+if __name__ == "__main__":
+    main()
