@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -26,13 +25,13 @@ from utils.grading.cache import CacheSigner
 from utils.grading.feedback import feedback_html
 from utils.grading.grader import Options, grade_notebook
 from utils.grading.harness import job_options
+from utils.grading.sandbox import prepare_library
 from utils.grading.server import HarnessServer, Interrupted
 from utils.grading.notebook import Lab
 from utils.grading.spreadsheet import safe_cell
 from utils.grading.submission import read_submission
 
-#: The course library the student's code imports (a copy without the grader is mounted into each sandbox).
-LIBRARY = Path(__file__).resolve().parent.parent
+
 GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status", "message"]
 SUMMARY_COLUMNS = ["submission", "id", "score", "max_score", "status"]
 #: `score` is for the instructor to fill; `merge` and `export` fold it in (utils/grading/lms.py).
@@ -123,7 +122,7 @@ class Gradebook:
         self.sandbox = sandbox
         self.signer = CacheSigner(out)
         self.stop = threading.Event()
-        self.server_lock, self._server = threading.Lock(), None
+        self.server_lock, self._server, self._library = threading.Lock(), None, None
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options),
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
@@ -147,7 +146,7 @@ class Gradebook:
             if cached is not None:  # a forged or edited entry is graded again
                 return cached, True
         try:
-            result = grade_notebook(self.lab, data, self.server(scratch), job_options(self.options, scratch / "utils"),
+            result = grade_notebook(self.lab, data, self.server(scratch), job_options(self.options, self._library),
                                     self.options, self.stop.is_set)
         except Interrupted:
             raise
@@ -161,8 +160,9 @@ class Gradebook:
         """The lab's harness server, started on first use (a run that finds everything cached starts none)."""
         with self.server_lock:
             if self._server is None:
-                shutil.copytree(LIBRARY, scratch / "utils", ignore=shutil.ignore_patterns("grading", "__pycache__"))
-                self._server = HarnessServer(self.lab.name, self.lab.path, scratch)
+                if self._library is None:
+                    self._library = prepare_library(scratch / "library")
+                self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch)
             return self._server
 
     def _failure(self, message: str, status: str) -> dict[str, Any]:
