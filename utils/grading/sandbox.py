@@ -20,7 +20,9 @@ exits too and the kernel kills whatever is left in the namespace (a daemon canno
 from __future__ import annotations
 
 import atexit
+import ctypes
 import errno
+import hashlib
 import json
 import os
 import resource
@@ -53,6 +55,8 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf"
        "fonts", "mime.types")
 #: Top-level system folders bound read-only (or re-created as the same symlinks, as on merged-/usr systems).
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Seconds after which an unused mirror of an older Python or library version is removed.
+MIRROR_LIFETIME = 7 * 24 * 3600
 #: The cgroup v1 controllers used for whole-sandbox limits.
 CONTROLLERS = ("memory", "pids")
 INSTALL_HINT = ("install the Debian package bubblewrap ('sudo apt-get install -y bubblewrap', or 'make sandbox'), "
@@ -67,7 +71,7 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """Limits of one sandbox as a whole (all its processes together)."""
 
-    #: Bytes of memory (cgroup: resident memory plus tmpfs pages; rlimit: data segment of each process).
+    #: Bytes of memory (cgroup: resident memory plus tmpfs pages; rlimit: data segment of each process); 0: no limit.
     memory: int = 2 * 2**30
     #: Processes and threads at the same time (both cgroup pids and RLIMIT_NPROC count threads).
     processes: int = 64
@@ -78,8 +82,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         for name in ("memory", "processes", "disk", "output"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"Limits.{name} must be a positive int, not {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0 or (value == 0 and name != "memory"):
+                raise ValueError(f"Limits.{name} must be a positive int (memory may be 0: no limit), not {value!r}")
 
 
 def sandbox_env(home: str = HOME) -> dict[str, str]:
@@ -225,9 +230,6 @@ def _system_args() -> list[str]:
 
 # --- a runtime folder the unprivileged sandbox uid can reach -----------------------------------------------------
 
-_runtime_lock = threading.Lock()
-_mirrors: dict[Path, Path] = {}
-
 
 def _reachable(path: Path) -> bool:
     """Whether a user with no relation to the owners can reach `path` (every folder on the way searchable by
@@ -243,18 +245,43 @@ def _reachable(path: Path) -> bool:
     return bool(path.stat().st_mode & stat.S_IROTH)
 
 
+def _publish(target: Path, build) -> None:
+    """Create `target` atomically with `build(temporary_path)`; if another process made it first, keep theirs."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        build(temporary)
+        os.rename(temporary, target)
+    except OSError:
+        if not target.exists():
+            raise
+    finally:
+        if temporary.is_dir():
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif temporary.exists():
+            temporary.unlink()
+
+
 @lru_cache(maxsize=1)
 def _runtime() -> Path:
-    """This process's world-traversable (0711) folder of mirrors and the sandbox's passwd/group, removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
+    """The grader user's runtime folder, shared by all its processes (fork servers included) and kept between runs:
+    /tmp/grading-sandbox-<uid> (0711: others may pass through, not list), with hard-link mirrors of what the sandbox
+    uid cannot reach and the sandbox's own passwd and group. A private folder if that one is not safely ours."""
+    folder = Path(tempfile.gettempdir()) / f"grading-sandbox-{os.geteuid()}"
+    try:
+        folder.mkdir(mode=0o711)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        folder = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
+        atexit.register(shutil.rmtree, folder, True)
     folder.chmod(0o711)
-    atexit.register(shutil.rmtree, folder, True)
-    (folder / "etc").mkdir(mode=0o755)
-    (folder / "etc" / "passwd").write_text(f"student:x:{INSIDE_UID}:{INSIDE_UID}:student:{HOME}:/bin/sh\n"
-                                           "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
-    (folder / "etc" / "group").write_text(f"student:x:{INSIDE_UID}:\nnogroup:x:65534:\n")
-    for file in (folder / "etc").iterdir():
-        file.chmod(0o644)
+    files = {"passwd": f"student:x:{INSIDE_UID}:{INSIDE_UID}:student:{HOME}:/bin/sh\n"
+                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+             "group": f"student:x:{INSIDE_UID}:\nnogroup:x:65534:\n"}
+    for name, text in files.items():
+        if not (folder / name).exists():
+            _publish(folder / name, lambda path, text=text: (path.write_text(text), path.chmod(0o644)))
     return folder
 
 
@@ -280,21 +307,51 @@ def _python_ignore(prefix: Path):
     return ignore
 
 
+def _fingerprint(path: Path) -> str:
+    """A key that changes when the tree at `path` changes: the Python installation by its interpreter, standard
+    library folder and os.py (fast); any other tree (the library copy of each run) by its content, so identical
+    copies share one mirror."""
+    digest = hashlib.sha256()
+    if path == Path(sys.base_prefix).resolve():
+        stdlib = path / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+        for file in [Path(sys.executable).resolve(), stdlib, stdlib / "os.py", path / "bin", path / "lib"]:
+            info = os.lstat(file)
+            digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\n".encode())
+    else:
+        for file in sorted(path.rglob("*")):
+            digest.update(f"{file.relative_to(path)}\0{stat.S_IMODE(file.lstat().st_mode)}\0".encode())
+            if file.is_file() and not file.is_symlink():
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+@lru_cache(maxsize=64)
+def _mirror_of(path: Path, key: str) -> Path:
+    """The runtime's hard-link mirror of `path` as fingerprinted by `key`, made on first use."""
+    folder = _runtime() / "mirror"
+    folder.mkdir(mode=0o711, exist_ok=True)
+    target = folder / f"{path.name}-{key}"
+    if not target.is_dir():
+        ignore = _python_ignore(path) if path == Path(sys.base_prefix).resolve() else None
+
+        def build(temporary: Path) -> None:
+            shutil.copytree(path, temporary, symlinks=True, copy_function=_link_or_copy, ignore=ignore)
+            for item in [temporary, *(p for p in temporary.rglob("*") if p.is_dir() and not p.is_symlink())]:
+                item.chmod(item.stat().st_mode | 0o555)
+        _publish(target, build)
+    os.utime(target)  # in use: not pruned
+    for old in folder.glob(f"{path.name}-*"):  # mirrors of older versions, unused for a week
+        if old != target and time.time() - old.stat().st_mtime > MIRROR_LIFETIME:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def _mirror(path: Path) -> Path:
     """`path` itself if the sandbox uid can reach it, else a hard-link mirror of it in the runtime folder."""
     path = path.resolve()
     if not _switch_uid() or _reachable(path):
         return path
-    with _runtime_lock:
-        if path not in _mirrors:
-            target = _runtime() / "mirror" / f"{len(_mirrors)}-{path.name}"
-            target.parent.mkdir(mode=0o711, exist_ok=True)
-            ignore = _python_ignore(path) if path == Path(sys.base_prefix).resolve() else None
-            shutil.copytree(path, target, symlinks=True, copy_function=_link_or_copy, ignore=ignore)
-            for folder in [target, *(p for p in target.rglob("*") if p.is_dir() and not p.is_symlink())]:
-                folder.chmod(folder.stat().st_mode | 0o555)
-            _mirrors[path] = target
-        return _mirrors[path]
+    return _mirror_of(path, _fingerprint(path))
 
 
 def _python_args() -> list[str]:
@@ -314,11 +371,21 @@ def _etc_args() -> list[str]:
     for name in ETC:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     for name in ("passwd", "group"):
-        args += ["--ro-bind", str(_runtime() / "etc" / name), f"/etc/{name}"]
+        args += ["--ro-bind", str(_runtime() / name), f"/etc/{name}"]
     return args
 
 
 # --- cgroups ------------------------------------------------------------------------------------------------------
+
+
+def _remove_stale_cgroups(parent: Path) -> None:
+    """Remove the empty cgroups of sandboxes whose grader process is gone (killed before it could clean up)."""
+    for folder in parent.glob("grading-sandbox-*-*"):
+        if not Path(f"/proc/{folder.name.split('-')[2]}").exists():
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
 
 
 class _Cgroups:
@@ -328,8 +395,9 @@ class _Cgroups:
         name = f"grading-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
         self.folders = {c: folder / name for c, folder in cgroup_folders().items()}
         for controller, folder in self.folders.items():
+            _remove_stale_cgroups(folder.parent)
             folder.mkdir()
-            if controller == "memory":
+            if controller == "memory" and limits.memory:
                 (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
                 if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
                     (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
@@ -484,7 +552,8 @@ class Sandbox:
         """Run in the child before exec (only setrlimit calls): limits that need no cgroup, inherited by all."""
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.disk, self.limits.disk))
-        resource.setrlimit(resource.RLIMIT_DATA, (self.limits.memory, self.limits.memory))
+        if self.limits.memory:
+            resource.setrlimit(resource.RLIMIT_DATA, (self.limits.memory, self.limits.memory))
         if self._rlimit_nproc:
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.processes + 2, self.limits.processes + 2))
 
@@ -492,8 +561,8 @@ class Sandbox:
         """Start `argv` in the sandbox (cwd and HOME /home/student, stdin /dev/null, `pass_fds` inherited)."""
         if self.process is not None:
             raise RuntimeError("a Sandbox runs one command; make a new one")
-        if self.enabled:
-            check_sandbox()
+        if self.enabled and _bwrap() is None:
+            raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}.")
         self._cgroups = _Cgroups(self.limits) if cgroup_folders() else None
         uid = _fresh_uid() if self.enabled else None
         # RLIMIT_NPROC counts all processes of a uid: only usable when the sandbox has a uid of its own.
@@ -571,15 +640,18 @@ class Sandbox:
         self._home = tempfile.mkdtemp(prefix="grading-nosandbox-")
         if self.library is not None:
             os.symlink(Path(self.library).resolve(), Path(self._home) / "utils")
-        cgroups = self._cgroups
+        cgroups, libc = self._cgroups, ctypes.CDLL(None, use_errno=True)
 
         def prepare() -> None:
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the process that started it
             if cgroups is not None:
                 for folder in cgroups.folders.values():
                     with open(folder / "cgroup.procs", "w") as handle:
                         handle.write(str(os.getpid()))
             self._rlimits()
-        full_env = {**sandbox_env(self._home), "TMPDIR": self._home, **(env or {})}
+        # Paths meant for the sandbox's /home/student point to the private folder instead.
+        full_env = {key: value.replace(HOME, self._home, 1) if value.startswith(HOME) else value
+                    for key, value in {**sandbox_env(), **(env or {})}.items()}
         self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=pass_fds,
                                         env=full_env, cwd=self._home, start_new_session=True, preexec_fn=prepare)
 
