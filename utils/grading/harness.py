@@ -368,9 +368,9 @@ class StudentProcess:
         """How the worker ended (waits a moment for it to exit)."""
         for _ in range(50):
             if self.sandbox is None or not self.sandbox.alive():
-                break
+                return self.sandbox.exit_description() if self.sandbox is not None else "not started"
             time.sleep(0.02)
-        return self.sandbox.exit_description() if self.sandbox is not None else "not started"
+        return "it stopped answering the grader: your code broke its connection to the grader"
 
     def stop(self) -> None:
         """Kill the worker and everything it started."""
