@@ -293,7 +293,8 @@ def test_a_rerun_uses_the_cache_and_force_grades_again(graded, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in caches}
     assert main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(out), "--force",
                  "--timeout", TIMEOUT, "--memory", "1G", "--quiet", str(one)]) == 0
-    assert read_csv(out / "summary.csv") == [{"submission": "solution", "score": "5.0", "max_score": "7.0", "status": "needs-reading"}]
+    assert read_csv(out / "summary.csv") == [{"submission": "solution", "id": "", "score": "5.0", "max_score": "7.0",
+                                                "status": "needs-reading"}]
     changed = [p for p in caches if p.stat().st_mtime_ns != stamps[p]]
     assert len(changed) == 1 and json.loads(changed[0].read_text())["score"] == 5.0
 
