@@ -123,7 +123,7 @@ class Gradebook:
         self.signer = CacheSigner(out)
         self.stop = threading.Event()
         self.server_lock, self._server, self._library = threading.Lock(), None, None
-        settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options),
+        settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options), "sandbox": sandbox,
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
 
@@ -146,8 +146,8 @@ class Gradebook:
             if cached is not None:  # a forged or edited entry is graded again
                 return cached, True
         try:
-            result = grade_notebook(self.lab, data, self.server(scratch), job_options(self.options, self._library),
-                                    self.options, self.stop.is_set)
+            job = job_options(self.options, self._library, self.sandbox)
+            result = grade_notebook(self.lab, data, self.server(scratch), job, self.options, self.stop.is_set)
         except Interrupted:
             raise
         except Exception as error:  # one broken submission or kernel must not stop the others

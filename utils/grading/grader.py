@@ -46,7 +46,6 @@ class Options:
     max_restarts: int = 10
     processes: int = 64
     disk: int = 256 * 2**20
-    sandbox: bool = True
 
 
 class GraderError(RuntimeError):

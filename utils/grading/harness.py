@@ -626,10 +626,10 @@ def _child(lab: Lab, job: dict[str, Any], namespace: dict[str, Any], prefix: int
         os._exit(code)
 
 
-def job_options(options: Any, library: Path) -> dict[str, Any]:
+def job_options(options: Any, library: Path, sandbox: bool) -> dict[str, Any]:
     """The JobOptions of grader.Options (as a dict for the job line)."""
     fields = {k: v for k, v in asdict(options).items() if k in JobOptions.__dataclass_fields__}
-    return fields | {"library": str(library)}
+    return fields | {"library": str(library), "sandbox": sandbox}
 
 
 if __name__ == "__main__":
