@@ -56,6 +56,8 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf"
        "fonts", "mime.types")
 #: Top-level system folders bound read-only (or re-created as the same symlinks, as on merged-/usr systems).
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: util-linux's prlimit, which sets RLIMIT_NPROC inside the sandbox when there is no pids cgroup.
+PRLIMIT = next((p for p in ("/usr/bin/prlimit", "/bin/prlimit") if os.access(p, os.X_OK)), None)
 #: Open files per process in the sandbox (RLIMIT_NOFILE).
 OPEN_FILES = 4096
 #: Seconds after which an unused mirror of an older Python or library version is removed.
@@ -178,7 +180,9 @@ def limits_mechanism() -> str:
     folders = cgroup_folders()
     memory = ("cgroup v1 memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
               else "RLIMIT_DATA (per process)")
-    processes = "cgroup v1 pids (whole sandbox)" if "pids" in folders else "RLIMIT_NPROC (per sandbox uid)"
+    processes = ("cgroup v1 pids (whole sandbox)" if "pids" in folders
+                 else "RLIMIT_NPROC in the sandbox's user namespace (whole sandbox)" if PRLIMIT
+                 else "nothing (neither a pids cgroup nor prlimit here)")
     return f"memory by {memory}; processes by {processes}"
 
 
@@ -311,14 +315,18 @@ def _python_ignore(prefix: Path):
 
 
 def _fingerprint(path: Path) -> str:
-    """A key that changes when the tree at `path` changes: the Python installation by its interpreter, standard
-    library folder and os.py (fast); any other tree (the library copy of each run) by its content, so identical
-    copies share one mirror."""
+    """A key that changes when the tree at `path` changes: the Python installation and the virtual environment by
+    a few landmarks (interpreter, folders whose time changes when packages come and go: fast); any other tree (the
+    library copy of each run) by its content, so identical copies share one mirror."""
     digest = hashlib.sha256()
-    if path == Path(sys.base_prefix).resolve():
+    if path in (Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()):
         stdlib = path / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-        for file in [Path(sys.executable).resolve(), stdlib, stdlib / "os.py", path / "bin", path / "lib"]:
-            info = os.lstat(file)
+        for file in [Path(sys.executable).resolve(), path, stdlib, stdlib / "os.py", stdlib / "site-packages",
+                     path / "bin", path / "lib", path / "pyvenv.cfg"]:
+            try:
+                info = os.lstat(file)
+            except FileNotFoundError:
+                continue
             digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ino}\n".encode())
     else:
         for file in sorted(path.rglob("*")):
@@ -545,7 +553,6 @@ class Sandbox:
         self._output: _Output | None = None
         self._init_pidfd: int | None = None
         self._home: str | None = None  # the private folder without bubblewrap
-        self._rlimit_nproc = False
         self._oom_kills = 0
 
     def __enter__(self) -> "Sandbox":
@@ -576,8 +583,6 @@ class Sandbox:
         _lower_rlimit(resource.RLIMIT_NOFILE, OPEN_FILES)
         if self.limits.memory:
             _lower_rlimit(resource.RLIMIT_DATA, self.limits.memory)
-        if self._rlimit_nproc:
-            _lower_rlimit(resource.RLIMIT_NPROC, self.limits.processes + 2)
 
     def start(self, argv: list[str], pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start `argv` in the sandbox (cwd and HOME /home/student, stdin /dev/null, `pass_fds` inherited)."""
@@ -587,8 +592,6 @@ class Sandbox:
             raise SandboxUnavailable(f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}.")
         self._cgroups = _Cgroups(self.limits) if cgroup_folders() else None
         uid = _fresh_uid() if self.enabled else None
-        # RLIMIT_NPROC counts all processes of a uid: only usable when the sandbox has a uid of its own.
-        self._rlimit_nproc = "pids" not in cgroup_folders() and uid is not None
         out_r, out_w = os.pipe()
         try:
             if self.enabled:
@@ -609,6 +612,10 @@ class Sandbox:
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         try:
+            if "pids" not in cgroup_folders() and PRLIMIT:
+                # RLIMIT_NPROC set inside counts only the sandbox's user namespace (its init and what it runs), so
+                # it limits the whole sandbox whatever else the grader's user runs; nobody inside can raise it.
+                argv = [PRLIMIT, f"--nproc={self.limits.processes + 1}", "--", *argv]
             command = [*self._bwrap_args(env), "--info-fd", str(info_w), "--block-fd", str(block_r), "--", *argv]
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(*pass_fds, info_w, block_r),
