@@ -146,8 +146,9 @@ class Gradebook:
             if cached is not None:  # a forged or edited entry is graded again
                 return cached, True
         try:
+            server = self.server(scratch)  # first: it prepares the library copy that the job options name
             job = job_options(self.options, self._library, self.sandbox)
-            result = grade_notebook(self.lab, data, self.server(scratch), job, self.options, self.stop.is_set)
+            result = grade_notebook(self.lab, data, server, job, self.options, self.stop.is_set)
         except Interrupted:
             raise
         except Exception as error:  # one broken submission or kernel must not stop the others
