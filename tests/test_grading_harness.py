@@ -18,7 +18,7 @@ import pytest
 from utils.grading.cli import main
 from utils.grading.release import release_all
 
-FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "solutions"
+FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "attacks"
 SOLUTION = json.loads((FIXTURES / "labguard" / "labguard.ipynb").read_text())
 WRONG_DOUBLE = "def double(t):\n    return t\n"
 STUB_DOUBLE = 'def double(t):\n    raise NotImplementedError("Replace this line with your code")\n'
