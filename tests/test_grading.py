@@ -218,7 +218,7 @@ def test_each_submission_gets_the_expected_status_per_question(graded, name):
 
 
 def test_the_solution_gets_full_marks_and_its_written_answer_is_kept(graded):
-    assert graded["summary"]["solution"] == {"submission": "solution", "score": "5.0", "max_score": "7.0",
+    assert graded["summary"]["solution"] == {"submission": "solution", "id": "", "score": "5.0", "max_score": "7.0",
                                              "status": "needs-reading"}
     written = {r["submission"]: r for r in read_csv(graded["out"] / "written.csv")}
     assert written["solution"]["answer"] == "A negative number times a negative number is positive."
