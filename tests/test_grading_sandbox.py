@@ -86,6 +86,21 @@ def test_the_sandbox_runs_the_course_library_and_torch_as_an_unprivileged_user(l
     assert str(ROOT) not in output  # the environment says nothing of the repository
 
 
+@pytest.mark.skipif(sandbox_module.seccomp_filter() is None, reason="the seccomp filter is for x86-64")
+def test_kernel_interfaces_that_exploits_start_from_are_refused(library):
+    code = """
+        import ctypes, errno
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name, number in [("bpf", 321), ("io_uring_setup", 425), ("ptrace", 101), ("keyctl", 250),
+                             ("userfaultfd", 323), ("perf_event_open", 298), ("x32 getpid", 39 | 0x40000000)]:
+            ctypes.set_errno(0)
+            print(name, libc.syscall(number, 0, 0, 0, 0, 0), errno.errorcode.get(ctypes.get_errno()))
+        print("getpid", libc.syscall(39) > 0)
+    """
+    _, output = run(code, library)
+    assert output.count(" -1 EPERM") == 7 and "getpid True" in output, output
+
+
 def test_files_outside_the_working_folder_cannot_be_read_by_path_or_through_proc(library):
     secret = ROOT / "solutions" / "lab1" / "lab1.ipynb"
     code = f"""

@@ -32,6 +32,7 @@ import select
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -205,7 +206,8 @@ def check_sandbox() -> str:
             "It needs bubblewrap 0.8 or later and unprivileged user namespaces (sysctl user.max_user_namespaces > 0; "
             "on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0); otherwise " + INSTALL_HINT + ".")
     who = "a fresh unprivileged uid per sandbox" if _switch_uid() else f"uid {os.getuid()}"
-    return f"{version} as {who}; {limits_mechanism()}; disk by tmpfs size"
+    seccomp = f"{len(BLOCKED_SYSCALLS)} system calls refused by seccomp" if seccomp_filter() else "no seccomp filter"
+    return f"{version} as {who}; {limits_mechanism()}; disk by tmpfs size; {seccomp}"
 
 
 def _fresh_uid() -> int | None:
@@ -384,6 +386,39 @@ def _etc_args() -> list[str]:
     for name in ("passwd", "group"):
         args += ["--ro-bind", str(_runtime() / name), f"/etc/{name}"]
     return args
+
+
+# --- seccomp -------------------------------------------------------------------------------------------------------
+
+#: x86-64 system calls the sandbox refuses (EPERM): the kernel interfaces most kernel exploits start from, and
+#: those that could reach outside the sandbox were a namespace or capability check ever wrong. Nothing a lab needs.
+BLOCKED_SYSCALLS = {
+    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "keyctl": 250, "add_key": 248,
+    "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
+    "finit_module": 313, "delete_module": 176, "mount": 165, "umount2": 166, "pivot_root": 155, "setns": 308,
+    "unshare": 272, "open_by_handle_at": 304, "name_to_handle_at": 303, "acct": 163, "swapon": 167, "swapoff": 168,
+    "reboot": 169, "syslog": 103, "personality": 135, "fanotify_init": 300, "move_mount": 429, "open_tree": 428,
+    "fsopen": 430, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+}
+_AUDIT_ARCH_X86_64, _X32_BIT = 0xC000003E, 0x40000000
+_ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000  # SECCOMP_RET_ALLOW, _ERRNO | errno, _KILL_PROCESS
+
+
+def seccomp_filter() -> bytes | None:
+    """A classic BPF program for bwrap --seccomp refusing BLOCKED_SYSCALLS (and the x32 ABI); None off x86-64."""
+    if os.uname().machine != "x86_64":
+        return None
+
+    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+        return struct.pack("=HBBI", code, jt, jf, k)
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    numbers = sorted(BLOCKED_SYSCALLS.values())
+    program = [op(ld, 4), op(jeq, _AUDIT_ARCH_X86_64, 1, 0), op(ret, _KILL), op(ld, 0),
+               op(jge, _X32_BIT, len(numbers) + 1, 0)]
+    program += [op(jeq, n, len(numbers) - i, 0) for i, n in enumerate(numbers)]  # each jumps to the EPERM return
+    program += [op(ret, _ALLOW), op(ret, _ERRNO | errno.EPERM)]
+    return b"".join(program)
 
 
 # --- cgroups ------------------------------------------------------------------------------------------------------
@@ -611,14 +646,20 @@ class Sandbox:
         """bwrap waits (--block-fd) until its two processes are in the cgroups, then runs argv."""
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
+        seccomp_r, seccomp_w = os.pipe()
+        program = seccomp_filter()
+        os.write(seccomp_w, program or b"")  # a few hundred bytes: fits in the pipe
+        os.close(seccomp_w)
         try:
             if "pids" not in cgroup_folders() and PRLIMIT:
                 # RLIMIT_NPROC set inside counts only the sandbox's user namespace (its init and what it runs), so
                 # it limits the whole sandbox whatever else the grader's user runs; nobody inside can raise it.
                 argv = [PRLIMIT, f"--nproc={self.limits.processes + 1}", "--", *argv]
-            command = [*self._bwrap_args(env), "--info-fd", str(info_w), "--block-fd", str(block_r), "--", *argv]
+            command = [*self._bwrap_args(env), "--info-fd", str(info_w), "--block-fd", str(block_r),
+                       *(["--seccomp", str(seccomp_r)] if program else []), "--", *argv]
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(*pass_fds, info_w, block_r),
+                command, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                pass_fds=(*pass_fds, info_w, block_r, seccomp_r),
                 env={"PATH": "/usr/bin:/bin"}, cwd="/", start_new_session=True, preexec_fn=self._rlimits,
                 **_user_kwargs(uid))
             os.close(info_w)
@@ -634,7 +675,7 @@ class Sandbox:
                     self._cgroups.add(init)
             os.write(block_w, b"go")
         finally:
-            for fd in (info_r, info_w, block_r, block_w):
+            for fd in (info_r, info_w, block_r, block_w, seccomp_r):
                 if fd >= 0:
                     os.close(fd)
 
