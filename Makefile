@@ -112,7 +112,7 @@ grade: $(STAMP) sandbox
 student: $(STAMP)
 	$(BIN)/python scripts/student_edition.py --out _build/student
 
-bench: $(STAMP)
+bench: $(STAMP) sandbox
 	for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
