@@ -332,6 +332,11 @@ def test_the_sandboxed_processes_are_not_root_outside(library):
     assert uids and all(u == [uids[0][0]] * 4 and int(u[0]) >= sandbox_module.UID_BASE for u in uids), uids
 
 
+def test_memory_zero_means_no_memory_limit(library):
+    description, output = run("print(len(bytearray(300 * 2**20)))", library, Limits(memory=0))
+    assert description == "exit code 0" and str(300 * 2**20) in output
+
+
 def test_without_the_sandbox_the_same_api_runs_the_code(library):
     with Sandbox(Limits(output=1000), library, enabled=False) as box:
         box.start([sys.executable, "-c", "import os, utils; print(os.path.basename(os.getcwd()), flush=True); os._exit(3)"]).wait(60)

@@ -5,11 +5,13 @@ Inside, the code sees the system (/usr, a few files of /etc), the Python install
 read-only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points
 there). Nothing else of the machine: not the repository, solutions, the grader's output folder, other
 submissions or other sandboxes. It has its own PID, network (loopback only), IPC, UTS, cgroup and user
-namespaces, no capabilities, no terminal (new session), and it cannot create further user namespaces.
+namespaces, no capabilities, no terminal (new session); it cannot create further user namespaces, and a seccomp
+filter refuses the kernel interfaces exploits usually start from (bpf, io_uring, userfaultfd, keyctl, ...).
 
 When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the
 sandbox the processes are that uid, never root); paths that uid cannot reach (the Python installation under
-/root) are mirrored once per grader process with hard links into a world-traversable folder. Memory and process
+/root, the grader's private scratch folder) are mirrored with hard links into /tmp/grading-sandbox-<uid>, made
+once and shared by every grader process (content-keyed, so a fork server's children reuse them). Memory and process
 count are capped for the whole sandbox by cgroup v1 controllers where this process may create cgroups, by
 rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the grader's pipe, which keeps only
 the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and its cgroup): every process the
@@ -443,10 +445,11 @@ class _Cgroups:
         for controller, folder in self.folders.items():
             _remove_stale_cgroups(folder.parent)
             folder.mkdir()
-            if controller == "memory" and limits.memory:
-                (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
-                if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
-                    (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
+            if controller == "memory":
+                if limits.memory:
+                    (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
+                    if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
+                        (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
             else:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
                 (folder / "pids.max").write_text(str(limits.processes + 2))
 
