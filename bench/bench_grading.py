@@ -1,6 +1,10 @@
-"""Grading throughput: our grader with --jobs 1 and --jobs 2 against `nbgrader autograde`, on N copies of a lab.
+"""Grading throughput: our grader with --jobs 1 and --jobs 2 against `nbgrader autograde`, on N copies of a lab,
+and what the sandbox costs per submission.
 
     python bench/bench_grading.py [--lab lab1] [--copies 8] [--nbgrader-python /path/to/venv/bin/python]
+
+The sandbox's cost shows as the difference between a whole grading run with and without `--no-sandbox`
+(bench/bench_sandbox.py measures one start and teardown on its own).
 
 nbgrader is not a dependency of the course. To include it, install it into a separate virtual environment
 (`python3.11 -m venv /tmp/nbgrader-venv && /tmp/nbgrader-venv/bin/pip install nbgrader`) and pass that
@@ -43,10 +47,11 @@ def timed(command: list[str], **kwargs) -> float:
     return seconds
 
 
-def ours(lab: str, solutions: Path, submissions: Path, out: Path, jobs: int) -> float:
+def ours(lab: str, solutions: Path, submissions: Path, out: Path, jobs: int, sandbox: bool = True) -> float:
     """Seconds for our grader to grade every submission (cache ignored)."""
     return timed([sys.executable, "-m", "utils.grading", "grade", "--lab", lab, "--solutions", str(solutions),
-                  "--out", str(out), "--jobs", str(jobs), "--force", "--quiet", str(submissions)], cwd=ROOT)
+                  "--out", str(out), "--jobs", str(jobs), "--force", "--quiet", *([] if sandbox else ["--no-sandbox"]),
+                  str(submissions)], cwd=ROOT)
 
 
 def nbgrader(python: str, lab: str, solution: Path, copies: int, work: Path) -> tuple[float, float]:
@@ -103,11 +108,12 @@ def main() -> None:
         submissions.mkdir()
         for i in range(args.copies):
             shutil.copy(solution, submissions / f"s{i:02d}.ipynb")
-        for jobs in (1, 2):
-            seconds = ours(args.lab, args.solutions, submissions, work / f"out{jobs}", jobs)
-            summary = pd.read_csv(work / f"out{jobs}" / "summary.csv")
-            rows.append({"grader": f"utils.grading --jobs {jobs}", "seconds": seconds,
-                         "score": summary.score.sum() / summary.max_score.sum()})
+        for jobs, sandbox in ((1, False), (1, True), (2, True)):
+            out = work / f"out{jobs}{sandbox}"
+            seconds = ours(args.lab, args.solutions, submissions, out, jobs, sandbox)
+            summary = pd.read_csv(out / "summary.csv")
+            rows.append({"grader": f"utils.grading --jobs {jobs}{'' if sandbox else ' --no-sandbox'}",
+                         "seconds": seconds, "score": summary.score.sum() / summary.max_score.sum()})
             print(rows[-1], flush=True)
         if args.nbgrader_python:
             seconds, score = nbgrader(args.nbgrader_python, args.lab, solution, args.copies, work / "nbgrader")
@@ -119,6 +125,9 @@ def main() -> None:
     print(f"{args.copies} copies of {solution.relative_to(ROOT)} on {os.cpu_count()} CPUs "
           "(score: fraction of the auto-graded points; written answers are read by a person)")
     print(table.round(2).to_string(index=False))
+    whole_run = (table.seconds.iloc[1] - table.seconds.iloc[0]) / args.copies
+    print(f"\nthe sandbox's cost in a whole grading run (--jobs 1, with vs --no-sandbox): {whole_run:.2f} s per "
+          "submission; bench/bench_sandbox.py measures one start and teardown on its own")
 
 
 if __name__ == "__main__":
