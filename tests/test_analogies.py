@@ -1,4 +1,5 @@
-"""Analogies: the question file, 3CosAdd / 3CosMul against gensim and a brute-force reference."""
+"""Analogies: the question file, 3CosAdd / 3CosMul against gensim and a brute-force
+reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Bias: WEAT effect size and permutation p-value by hand and by brute force; gender direction; projection."""
+"""Bias: WEAT effect size and permutation p-value by hand and by brute force; gender
+direction; projection."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def test_gender_direction_is_signed_and_neutralize_removes_it() -> None:
 
 
 def test_labels_are_recoverable_from_neighbourhoods_after_neutralizing() -> None:
-    # Two groups that differ along the direction AND along a second axis: projection removes only the first.
+    # Groups that differ along the direction AND a second axis: projection removes one.
     labels = np.r_[np.zeros(60), np.ones(60)]
     rows = RNG.standard_normal((120, 6)) * 0.3
     rows[:, 0] += np.where(labels == 1, 2.0, -2.0)

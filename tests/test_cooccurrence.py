@@ -1,4 +1,5 @@
-"""Counting: co-occurrence windows, PPMI against a dense reference, SVD against NumPy's."""
+"""Counting: co-occurrence windows, PPMI against a dense reference, SVD against NumPy's.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Subwords: n-grams as gensim computes them, fastText's vector of an unseen word, coverage with n-grams."""
+"""Subwords: n-grams as gensim computes them, fastText's vector of an unseen word,
+coverage with n-grams."""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""Word analogies ("man is to king as woman is to ?") solved with vector arithmetic, and scored.
+"""Word analogies ("man is to king as woman is to ?") solved with vector arithmetic, and
+scored.
 
-The questions are the Google analogy set of Mikolov et al. (2013), shipped in gensim's test data. A
-question a : b :: c : d is answered by the word x (not a, b or c) that maximises 3CosAdd,
-cos(x, b) - cos(x, a) + cos(x, c), or 3CosMul, cos(x, b) cos(x, c) / (cos(x, a) + eps) with the
-cosines shifted to [0, 1] (Levy & Goldberg, 2014). With unit vectors, 3CosAdd picks the same word as
-the cosine with b - a + c: the famous arithmetic.
+The questions are the Google analogy set of Mikolov et al. (2013), shipped in gensim's
+test data. A question a : b :: c : d is answered by the word x (not a, b or c) that
+maximises 3CosAdd, cos(x, b) - cos(x, a) + cos(x, c), or 3CosMul, cos(x, b) cos(x, c) /
+(cos(x, a) + eps) with the cosines shifted to [0, 1] (Levy & Goldberg, 2014). With unit
+vectors, 3CosAdd picks the same word as the cosine with b - a + c: the famous
+arithmetic.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from utils.data import package_file
 from utils.similarity import Table, _unit, as_word_vectors
 
-#: 3CosAdd, 3CosMul, and "only-b": the nearest neighbour of b, ignoring a and c (Linzen, 2016).
+#: 3CosAdd, 3CosMul, and "only-b": the nearest neighbour of b alone (Linzen, 2016).
 METHODS = ("add", "mul", "only-b")
 
 #: The smoothing constant of 3CosMul, as in Levy & Goldberg (2014).
@@ -26,9 +28,11 @@ MUL_EPSILON = 1e-3
 
 
 def load_google_analogies() -> pd.DataFrame:
-    """The Google analogy questions: category, section (semantic / syntactic), a, b, c, d.
+    """The Google analogy questions: category, section (semantic / syntactic), a, b, c,
+    d.
 
-    19,544 lower-cased questions in 14 categories; the 9 whose names start with 'gram' are syntactic.
+    19,544 lower-cased questions in 14 categories; the 9 whose names start with 'gram'
+    are syntactic.
     """
     path = package_file("gensim", "test/test_data/questions-words.txt")
     rows, category = [], None
@@ -46,11 +50,12 @@ def load_google_analogies() -> pd.DataFrame:
 def analogy_scores(
     cos_a: torch.Tensor, cos_b: torch.Tensor, cos_c: torch.Tensor, method: str = "add"
 ) -> torch.Tensor:
-    """The score of every candidate from its cosines with a, b and c (element-wise, any shape)."""
+    """The score of every candidate from its cosines with a, b and c (element-wise, any
+    shape)."""
     if method == "add":
         return cos_b - cos_a + cos_c
     if method == "mul":
-        # Cosines shifted into [0, 1], so that the product and the quotient keep their order.
+        # Cosines shifted into [0, 1], so the product and quotient keep their order.
         a, b, c = ((cos + 1) / 2 for cos in (cos_a, cos_b, cos_c))
         return b * c / (a + MUL_EPSILON)
     if method == "only-b":  # a baseline: how far does b's neighbourhood alone get?
@@ -67,9 +72,11 @@ def complete_analogy(
     method: str = "add",
     exclude: bool = True,
 ) -> pd.DataFrame:
-    """The `k` best answers x to 'a is to b as c is to x', best first, with their scores.
+    """The `k` best answers x to 'a is to b as c is to x', best first, with their
+    scores.
 
-    With `exclude=False` the question words may answer too: often the best "answer" is then b itself.
+    With `exclude=False` the question words may answer too: often the best "answer" is
+    then b itself.
     """
     vectors = as_word_vectors(table)
     missing = [w for w in (a, b, c) if w not in vectors]
@@ -97,11 +104,13 @@ def solve_analogies(
     exclude: bool = True,
     batch_size: int = 128,
 ) -> pd.DataFrame:
-    """Answer every question whose four words all have vectors; mark the others as not covered.
+    """Answer every question whose four words all have vectors; mark the others as not
+    covered.
 
-    Returns `questions` plus the columns covered, predicted (missing if not covered) and correct. Every
-    word of the table is a candidate. Per category, the cosines of its distinct question words with
-    the whole table are computed once, then combined question by question.
+    Returns `questions` plus the columns covered, predicted (missing if not covered) and
+    correct. Every word of the table is a candidate. Per category, the cosines of its
+    distinct question words with the whole table are computed once, then combined
+    question by question.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -138,7 +147,8 @@ def solve_analogies(
 def analogy_accuracy(
     results: pd.DataFrame, by: str | Sequence[str] = "section"
 ) -> pd.DataFrame:
-    """Per group and for 'all': questions, covered, coverage, correct, accuracy on the covered ones."""
+    """Per group and for 'all': questions, covered, coverage, correct, accuracy on the
+    covered ones."""
 
     def summary(part: pd.DataFrame) -> dict[str, float]:
         covered, correct = int(part["covered"].sum()), int(part["correct"].sum())

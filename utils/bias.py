@@ -1,10 +1,12 @@
-"""Social bias in word vectors: the Word Embedding Association Test and a gender direction.
+"""Social bias in word vectors: the Word Embedding Association Test and a gender
+direction.
 
-WEAT (Caliskan et al., 2017) asks whether two sets of target words (X, Y) differ in how much closer
-they are to one set of attribute words (A) than to another (B). It reports an effect size (in pooled
-standard deviations, like Cohen's d) and a permutation p-value. The gender direction of Bolukbasi et
-al. (2016) is the main axis of the differences of definitional pairs (she - he, ...); removing it
-("debiasing by projection") hides the bias from that axis but not from the neighbourhoods (Gonen &
+WEAT (Caliskan et al., 2017) asks whether two sets of target words (X, Y) differ in how
+much closer they are to one set of attribute words (A) than to another (B). It reports
+an effect size (in pooled standard deviations, like Cohen's d) and a permutation
+p-value. The gender direction of Bolukbasi et al. (2016) is the main axis of the
+differences of definitional pairs (she - he, ...); removing it ("debiasing by
+projection") hides the bias from that axis but not from the neighbourhoods (Gonen &
 Goldberg, 2019).
 """
 
@@ -17,26 +19,37 @@ import numpy as np
 
 from utils.similarity import Table, as_word_vectors
 
-#: Word lists of three tests of Caliskan et al. (2017): targets X, Y and attributes A, B.
+#: Word lists of three tests of Caliskan et al. (2017): targets X, Y, attributes A, B.
 WEAT_TESTS: dict[str, dict[str, list[str]]] = {
     "flowers vs insects / pleasant vs unpleasant": {
-        "X": "aster clover hyacinth marigold poppy azalea crocus iris orchid rose bluebell daffodil "
-        "lilac pansy tulip buttercup daisy lily peony violet carnation gladiola magnolia petunia "
-        "zinnia".split(),
-        "Y": "ant caterpillar flea locust spider bedbug centipede fly maggot tarantula bee cockroach "
-        "gnat mosquito termite beetle cricket hornet moth wasp blackfly dragonfly horsefly roach "
-        "weevil".split(),
-        "A": "caress freedom health love peace cheer friend heaven loyal pleasure diamond gentle "
-        "honest lucky rainbow diploma gift honor miracle sunrise family happy laughter paradise "
-        "vacation".split(),
-        "B": "abuse crash filth murder sickness accident death grief poison stink assault disaster "
-        "hatred pollute tragedy divorce jail poverty ugly cancer kill rotten vomit agony "
-        "prison".split(),
+        "X": (
+            "aster clover hyacinth marigold poppy azalea crocus iris orchid rose "
+            "bluebell daffodil lilac pansy tulip buttercup daisy lily peony violet "
+            "carnation gladiola magnolia petunia zinnia"
+        ).split(),
+        "Y": (
+            "ant caterpillar flea locust spider bedbug centipede fly maggot "
+            "tarantula bee cockroach gnat mosquito termite beetle cricket hornet "
+            "moth wasp blackfly dragonfly horsefly roach weevil"
+        ).split(),
+        "A": (
+            "caress freedom health love peace cheer friend heaven loyal pleasure "
+            "diamond gentle honest lucky rainbow diploma gift honor miracle sunrise "
+            "family happy laughter paradise vacation"
+        ).split(),
+        "B": (
+            "abuse crash filth murder sickness accident death grief poison stink "
+            "assault disaster hatred pollute tragedy divorce jail poverty ugly "
+            "cancer kill rotten vomit agony prison"
+        ).split(),
     },
     "male vs female names / career vs family": {
         "X": "john paul mike kevin steve greg jeff bill".split(),
         "Y": "amy joan lisa sarah diana kate ann donna".split(),
-        "A": "executive management professional corporation salary office business career".split(),
+        "A": (
+            "executive management professional corporation salary office business "
+            "career"
+        ).split(),
         "B": "home parents children family cousins marriage wedding relatives".split(),
     },
     "math vs arts / male vs female terms": {
@@ -47,11 +60,19 @@ WEAT_TESTS: dict[str, dict[str, list[str]]] = {
     },
 }
 
-#: Definitional pairs (female, male) whose differences span the gender direction (Bolukbasi et al.).
+#: Definitional (female, male) pairs that span the gender direction (Bolukbasi et al.).
 GENDER_PAIRS = [
-    ("she", "he"), ("her", "his"), ("woman", "man"), ("mary", "john"), ("herself", "himself"),
-    ("daughter", "son"), ("mother", "father"), ("gal", "guy"), ("girl", "boy"), ("female", "male"),
-]  # fmt: skip
+    ("she", "he"),
+    ("her", "his"),
+    ("woman", "man"),
+    ("mary", "john"),
+    ("herself", "himself"),
+    ("daughter", "son"),
+    ("mother", "father"),
+    ("gal", "guy"),
+    ("girl", "boy"),
+    ("female", "male"),
+]
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -60,7 +81,8 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
 
 
 def associations(words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """s(w, A, B) for every row w: its mean cosine with the rows of A minus that with the rows of B."""
+    """s(w, A, B) for every row w: its mean cosine with the rows of A minus that with
+    the rows of B."""
     w, a, b = _unit_rows(words), _unit_rows(a), _unit_rows(b)
     return (w @ a.T).mean(axis=1) - (w @ b.T).mean(axis=1)
 
@@ -68,15 +90,17 @@ def associations(words: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def weat_effect_size(
     x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray
 ) -> float:
-    """Caliskan et al.'s effect size: the difference of the mean associations of X and Y, divided by
-    the sample standard deviation (ddof=1) of the associations of all target words."""
+    """Caliskan et al.'s effect size: the difference of the mean associations of X and
+    Y, divided by the sample standard deviation (ddof=1) of the associations of all
+    target words."""
     s_x, s_y = associations(x, a, b), associations(y, a, b)
     return float((s_x.mean() - s_y.mean()) / np.concatenate([s_x, s_y]).std(ddof=1))
 
 
 @dataclass(frozen=True)
 class WeatResult:
-    """A WEAT outcome: effect size, one-sided permutation p-value, and the words actually used."""
+    """A WEAT outcome: effect size, one-sided permutation p-value, and the words
+    actually used."""
 
     effect_size: float
     p_value: float
@@ -96,8 +120,9 @@ def weat(
 ) -> WeatResult:
     """Run WEAT on the words the table holds (the others are listed as missing).
 
-    The p-value is the share of random equal-size re-partitions of X and Y whose test statistic,
-    sum s(x) - sum s(y), is at least the observed one (one-sided; 1 is added to both counts).
+    The p-value is the share of random equal-size re-partitions of X and Y whose test
+    statistic, sum s(x) - sum s(y), is at least the observed one (one-sided; 1 is added
+    to both counts).
     """
     vectors = as_word_vectors(table)
     sets = {"X": x, "Y": y, "A": a, "B": b}
@@ -127,8 +152,8 @@ def gender_direction(
 ) -> np.ndarray:
     """A unit vector along which the (female - male) differences of `pairs` vary most.
 
-    The first principal component of the pairs' centred vectors (Bolukbasi et al., 2016), signed so
-    that 'she' lies on its positive side of 'he'.
+    The first principal component of the pairs' centred vectors (Bolukbasi et al.,
+    2016), signed so that 'she' lies on its positive side of 'he'.
     """
     vectors = as_word_vectors(table)
     centred = []
@@ -148,9 +173,11 @@ def project(words: np.ndarray, direction: np.ndarray) -> np.ndarray:
 
 
 def neutralize(words: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Unit rows with their component along `direction` removed, rescaled to unit length.
+    """Unit rows with their component along `direction` removed, rescaled to unit
+    length.
 
-    The "neutralise" step of hard debiasing: afterwards every row is orthogonal to `direction`.
+    The "neutralise" step of hard debiasing: afterwards every row is orthogonal to
+    `direction`.
     """
     w, d = _unit_rows(words), _unit_rows(direction)
     return _unit_rows(w - np.outer(w @ d, d))
@@ -159,11 +186,13 @@ def neutralize(words: np.ndarray, direction: np.ndarray) -> np.ndarray:
 def recoverable_labels(
     words: np.ndarray, labels: np.ndarray, seed: int = 0
 ) -> dict[str, float]:
-    """How well the labels of the rows can be told apart from the rows alone (Gonen & Goldberg, 2019).
+    """How well the labels of the rows can be told apart from the rows alone (Gonen &
+    Goldberg, 2019).
 
-    'cluster': agreement of k-means with 2 clusters and the labels (0.5 = none, 1 = perfect);
-    'classifier': held-out accuracy of a 10-nearest-neighbour classifier (cosine), half for training.
-    Near-perfect values after debiasing mean the bias moved from one axis into the neighbourhoods.
+    'cluster': agreement of k-means with 2 clusters and the labels (0.5 = none, 1 =
+    perfect); 'classifier': held-out accuracy of a 10-nearest-neighbour classifier
+    (cosine), half for training. Near-perfect values after debiasing mean the bias moved
+    from one axis into the neighbourhoods.
     """
     from sklearn.cluster import KMeans
     from sklearn.model_selection import train_test_split

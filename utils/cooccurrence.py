@@ -1,10 +1,12 @@
-"""Counting instead of predicting: word vectors from a co-occurrence matrix, PPMI and truncated SVD.
+"""Counting instead of predicting: word vectors from a co-occurrence matrix, PPMI and
+truncated SVD.
 
-The recipe of Levy, Goldberg & Dagan (2015): count (word, context) pairs within a window, weight the
-counts by positive pointwise mutual information with the context distribution smoothed (counts raised
-to 0.75, as word2vec's noise words are), and keep the top singular vectors. Skip-gram with negative
-sampling implicitly factorises the PMI matrix shifted by log k (Levy & Goldberg, 2014); here the
-factorisation is explicit. Every matrix stays sparse: a dense V x V table would not fit in memory.
+The recipe of Levy, Goldberg & Dagan (2015): count (word, context) pairs within a
+window, weight the counts by positive pointwise mutual information with the context
+distribution smoothed (counts raised to 0.75, as word2vec's noise words are), and keep
+the top singular vectors. Skip-gram with negative sampling implicitly factorises the PMI
+matrix shifted by log k (Levy & Goldberg, 2014); here the factorisation is explicit.
+Every matrix stays sparse: a dense V x V table would not fit in memory.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ def cooccurrence_matrix(
     window: int = 5,
     dynamic: bool = True,
 ) -> sp.csr_matrix:
-    """Symmetric (V, V) counts of word j within `window` words of word i, never across documents.
+    """Symmetric (V, V) counts of word j within `window` words of word i, never across
+    documents.
 
-    Out-of-vocabulary tokens are dropped first, as word2vec does. With `dynamic`, a context d words
-    away counts (window - d + 1) / window: what word2vec's random window sizes give on average.
+    Out-of-vocabulary tokens are dropped first, as word2vec does. With `dynamic`, a
+    context d words away counts (window - d + 1) / window: what word2vec's random window
+    sizes give on average.
     """
     ids, docs = encode_corpus(documents, vocab)
     size = len(vocab)
@@ -48,11 +52,13 @@ def cooccurrence_matrix(
 
 
 def ppmi(counts: sp.spmatrix, alpha: float = 0.75, shift: float = 1.0) -> sp.csr_matrix:
-    """Positive PMI of a (word, context) count matrix, with context counts raised to `alpha`.
+    """Positive PMI of a (word, context) count matrix, with context counts raised to
+    `alpha`.
 
-    PMI(w, c) = log P(w, c) / (P(w) P_alpha(c)), where P_alpha(c) is proportional to count(c)^alpha.
-    `shift` = k subtracts log k (SGNS with k negatives factorises PMI - log k). Only stored entries
-    are touched: a pair never seen has PMI -inf, so its PPMI is 0 and stays unstored.
+    PMI(w, c) = log P(w, c) / (P(w) P_alpha(c)), where P_alpha(c) is proportional to
+    count(c)^alpha. `shift` = k subtracts log k (SGNS with k negatives factorises PMI -
+    log k). Only stored entries are touched: a pair never seen has PMI -inf, so its PPMI
+    is 0 and stays unstored.
     """
     counts = sp.csr_matrix(counts, dtype=np.float64)
     total = counts.sum()
@@ -74,10 +80,12 @@ def ppmi(counts: sp.spmatrix, alpha: float = 0.75, shift: float = 1.0) -> sp.csr
 def svd_vectors(
     matrix: sp.spmatrix, dim: int, power: float = 0.5, seed: int = 0
 ) -> np.ndarray:
-    """Rows U S^power of the rank-`dim` truncated SVD of a sparse matrix, largest singular value first.
+    """Rows U S^power of the rank-`dim` truncated SVD of a sparse matrix, largest
+    singular value first.
 
-    power 1 gives the best rank-`dim` approximation's row space; Levy et al. (2015) found 0.5 better
-    for similarity. ARPACK starts from a seeded vector, so the result is deterministic.
+    power 1 gives the best rank-`dim` approximation's row space; Levy et al. (2015)
+    found 0.5 better for similarity. ARPACK starts from a seeded vector, so the result
+    is deterministic.
     """
     start = np.random.default_rng(seed).standard_normal(min(matrix.shape))
     u, s, _ = svds(sp.csr_matrix(matrix, dtype=np.float64), k=dim, v0=start)
@@ -87,7 +95,8 @@ def svd_vectors(
 
 @dataclass(frozen=True)
 class CountStats:
-    """What a count-based run cost: seconds per stage, stored entries, bytes, peak traced memory."""
+    """What a count-based run cost: seconds per stage, stored entries, bytes, peak
+    traced memory."""
 
     seconds: dict[str, float]
     nonzeros: int
@@ -112,7 +121,8 @@ def ppmi_svd(
     power: float = 0.5,
     seed: int = 0,
 ) -> tuple[Embeddings, CountStats]:
-    """Count, weight by PPMI, factorise: word vectors for `vocab` and what each stage cost.
+    """Count, weight by PPMI, factorise: word vectors for `vocab` and what each stage
+    cost.
 
     The rows of `[PAD]` and `[UNK]` are zero, as in `utils.pretraining.train_word2vec`.
     """
