@@ -37,6 +37,7 @@ MAX_MESSAGE_TEXT = 2000
 
 #: Types sent as themselves (JSON values).
 PLAIN = (str, int, bool, float, type(None))
+PLAIN_TYPES = frozenset(PLAIN)
 TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64", "complex64", "complex128", "uint8", "int8",
                 "int16", "int32", "int64", "bool")
 NUMPY_KINDS = "biufcUS"
@@ -204,9 +205,9 @@ class Encoder:
             return self.frame(value, pandas, depth)
         if isinstance(value, tuple) and _course_class(kind) and hasattr(value, "_fields"):
             return {"t": "namedtuple", "cls": class_path(kind), "v": [self.encode(x, depth + 1) for x in value]}
-        if kind in (list, tuple) and all(type(x) in PLAIN for x in value):  # fast path: texts, ids, labels
+        if kind in (list, tuple) and _plain(value):  # fast path: texts, ids, labels
             return {"t": kind.__name__, "v": list(value)}
-        if kind is dict and all(type(k) in PLAIN for k in value) and all(type(v) in PLAIN for v in value.values()):
+        if kind is dict and _plain(value) and _plain(value.values()):
             return {"t": "dict", "k": list(value), "v": list(value.values())}
         if isinstance(value, (list, tuple, set, frozenset)):
             name = next(n for t, n in ((list, "list"), (tuple, "tuple"), (frozenset, "frozenset"), (set, "set"))
@@ -335,17 +336,22 @@ class Encoder:
                 "defaults": self.encode(value.__defaults__, 1), "closure": [self.encode(c, 1) for c in closure]}
 
 
+def _plain(values: Any) -> bool:
+    """Whether every item is a plain value (checked in C: map and set, no Python loop)."""
+    return set(map(type, values)) <= PLAIN_TYPES
+
+
 def fingerprint(value: Any) -> Any:
     """A cheap comparable summary of a value's content, or None when there is none cheaper than its encoding.
 
     Used to tell whether a value changed (copy-back) and whether a value already sent is still the same (cache).
     """
     kind = type(value)
-    if kind in (list, tuple, set, frozenset) and all(type(x) in PLAIN for x in value):
+    if kind in (list, tuple, set, frozenset) and _plain(value):
         return (kind.__name__, len(value), hash(tuple(value) if kind in (list, tuple) else frozenset(value)))
-    if kind is dict and all(type(k) in PLAIN for k in value) and all(type(v) in PLAIN for v in value.values()):
+    if kind is dict and _plain(value) and _plain(value.values()):
         return ("dict", len(value), hash(tuple(value.items())))
-    if kind in (list, tuple) and all(type(x) in (list, tuple) and all(type(y) in PLAIN for y in x) for x in value):
+    if kind in (list, tuple) and set(map(type, value)) <= {list, tuple} and all(map(_plain, value)):
         return (kind.__name__, "nested", len(value), hash(tuple((type(x) is list, tuple(x)) for x in value)))
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     if numpy is not None and kind is numpy.ndarray and value.dtype.kind in NUMPY_KINDS:
@@ -414,7 +420,7 @@ class Decoder:
         values = node.get(key)
         if type(values) is not list:
             raise self.fail(f"{node['t']} without a list")
-        if all(type(v) in PLAIN for v in values):  # fast path: nothing to decode
+        if _plain(values):  # fast path: nothing to decode
             return values
         return [self.decode(v, depth) for v in values]
 
