@@ -39,6 +39,22 @@ def in_sandbox(code: str, library: Path, enabled: bool) -> None:
         box.start([sys.executable, "-c", code]).wait()
 
 
+def start_and_kill(library: Path, enabled: bool) -> tuple[float, float]:
+    """(seconds from start() until Python runs in the sandbox, seconds of kill() once torch is loaded)."""
+    with Sandbox(Limits(), library, enabled=enabled) as box:
+        start = time.perf_counter()
+        box.start([sys.executable, "-c", "print('up', flush=True); import torch; print('ready', flush=True); "
+                                         "import time; time.sleep(600)"])
+        while "up" not in box.output():
+            time.sleep(0.002)
+        started = time.perf_counter() - start
+        while "ready" not in box.output():
+            time.sleep(0.01)
+        start = time.perf_counter()
+        box.kill()
+        return started, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per cell; the median is shown (default: 5)")
@@ -55,7 +71,14 @@ def main() -> None:
             times = {way: statistics.median(seconds(run) for _ in range(args.repeats)) for way, run in ways.items()}
             rows.append({"program": name, **{f"{way} (s)": round(t, 3) for way, t in times.items()},
                          "sandbox cost (s)": round(times["Sandbox (bubblewrap)"] - times["Sandbox(enabled=False)"], 3)})
-    print(pd.DataFrame(rows).to_string(index=False))
+        print(pd.DataFrame(rows).to_string(index=False))
+        phases = []
+        for enabled in (False, True):
+            runs = [start_and_kill(library, enabled) for _ in range(args.repeats)]
+            phases.append({"": "Sandbox (bubblewrap)" if enabled else "Sandbox(enabled=False)",
+                           "start() until Python runs (s)": round(statistics.median(r[0] for r in runs), 3),
+                           "kill() with torch loaded (s)": round(statistics.median(r[1] for r in runs), 3)})
+        print(pd.DataFrame(phases).to_string(index=False))
 
 
 if __name__ == "__main__":
