@@ -15,11 +15,13 @@ import pytest
 
 from utils.grading import gradebook as gradebook_module
 from utils.grading.cache import MAC_FIELD, SECRET_NAME, CacheSigner
-from utils.grading.cli import EXIT_GRADER_ERROR, NO_SANDBOX_WARNING, main
+from utils.grading import cli as cli_module
+from utils.grading.cli import EXIT_GRADER_ERROR, EXIT_NO_SANDBOX, NO_SANDBOX_WARNING, main
 from utils.grading.feedback import feedback_html
 from utils.grading.gradebook import Gradebook, Submission, _csv
 from utils.grading.grader import Options
 from utils.grading.notebook import parse_lab
+from utils.grading.sandbox import SandboxUnavailable
 from utils.grading.spreadsheet import safe_cell
 from utils.grading.submission import MAX_BYTES, parse_submission, read_submission
 
@@ -141,6 +143,18 @@ def test_grader_errors_leave_the_score_empty_and_grade_exits_with_3(tmp_path, mo
     grades = list(csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text())))
     assert summary[0]["score"] == "" and summary[0]["status"] == "grader-error"
     assert {row["score"] for row in grades} == {""} and {row["max_score"] for row in grades} != {""}
+
+
+def test_grade_refuses_to_run_without_the_sandbox_and_names_the_package(tmp_path, monkeypatch, capsys):
+    def unavailable():
+        raise SandboxUnavailable("the grader's sandbox needs bubblewrap (bwrap), which is not installed: install "
+                                 "the Debian package bubblewrap")
+    monkeypatch.setattr(cli_module, "check_sandbox", unavailable)
+    monkeypatch.setattr(Gradebook, "run", lambda self, submissions: pytest.fail("graded without a sandbox"))
+    code = main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(tmp_path / "out"),
+                 str(LAB.path)])
+    assert code == EXIT_NO_SANDBOX == 4
+    assert "bubblewrap" in capsys.readouterr().err
 
 
 # --- broken notebooks ---------------------------------------------------------------------------------------------

@@ -284,8 +284,8 @@ def _runtime() -> Path:
         pass
     info = os.lstat(folder)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        folder = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
-        atexit.register(shutil.rmtree, folder, True)
+        folder, creator = Path(tempfile.mkdtemp(prefix="grading-sandbox-")), os.getpid()
+        atexit.register(lambda: os.getpid() == creator and shutil.rmtree(folder, True))  # not in forked children
     folder.chmod(0o711)
     files = {"passwd": f"student:x:{INSIDE_UID}:{INSIDE_UID}:student:{HOME}:/bin/sh\n"
                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
