@@ -133,8 +133,12 @@ def test_another_sandboxs_files_cannot_be_found(library):
     marker = f"secret-{secrets.token_hex(8)}"
     with Sandbox(Limits(), library) as other:
         other.start([sys.executable, "-c", f"open('{marker}', 'w').write('answers'); open('/tmp/{marker}2', 'w'); "
-                                           f"open('/dev/shm/{marker}3', 'w'); import time; time.sleep(60)"])
-        time.sleep(1.5)
+                                           f"open('/dev/shm/{marker}3', 'w'); print('written', flush=True); "
+                                           "import time; time.sleep(60)"])
+        deadline = time.monotonic() + 30
+        while "written" not in other.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "written" in other.output()
         code = f"""
             import os
             hits = []
