@@ -7,30 +7,15 @@ needs a CDN fails its test instead of quietly working on a connected machine. Se
 from __future__ import annotations
 
 import functools
-import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from browser_tests.pages import SITE, VIEWPORTS, Visit, content_pages, new_context, visit_page
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Debian's Chromium, headless, with every background service off and a fresh profile (Playwright makes one).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser_tests.chromium import CHROMIUM, launch, serve
+from browser_tests.pages import AXE_JS, SITE, VIEWPORTS, Visit, content_pages, new_context, visit_page
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -39,6 +24,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(f"error: no built website in {SITE}: run 'make book' first ('make test' builds it)", returncode=1)
     if not Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is None:
         pytest.exit(f"error: {CHROMIUM} not found: run 'make browser' (apt-get install -y chromium)", returncode=1)
+    if not AXE_JS.is_file():
+        pytest.exit(f"error: {AXE_JS} is missing: run 'make assets' (npm ci and scripts/vendor_assets.py)", returncode=1)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -47,20 +34,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("page_path", content_pages())
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
-        """Keep the test output free of one line per request."""
-
-
 @pytest.fixture(scope="session")
 def base_url() -> Iterator[str]:
     """The root URL of the site, served from a thread on 127.0.0.1 at a free port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(SITE)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve(SITE) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +49,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="session")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    browser = launch(playwright)
     yield browser
     browser.close()
 
@@ -85,9 +63,9 @@ def visit(browser: Browser, base_url: str) -> Iterator[Callable[..., Visit]]:
     contexts = {device: new_context(browser, device) for device in VIEWPORTS}
 
     @functools.cache
-    def cached(path: str, device: str = "desktop") -> Visit:
+    def cached(path: str, device: str) -> Visit:
         return visit_page(contexts[device], base_url, path, device)
 
-    yield cached
+    yield lambda path, device="desktop": cached(path, device)
     for context in contexts.values():
         context.close()

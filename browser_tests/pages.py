@@ -2,27 +2,41 @@
 
 from __future__ import annotations
 
+import functools
+import io
+import json
 import os
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Request, Response, Route
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response, Route
+
+from browser_tests.chromium import WAIT_FOR_RENDERING_JS
+from scripts.print_book import print_loaded_page, toc_documents
 
 ROOT = Path(__file__).resolve().parent.parent
+MODES = ("light", "dark")
 SITE = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = SITE.parent / "screenshots"
+# Each page of the toc, printed at the end of its desktop visit (browser_tests/test_print.py joins them into a book).
+PRINTED = SITE.parent / "pdf" / "pages"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 # Folders of the build that hold assets and notebook sources, not pages.
 NOT_PAGES = {"_static", "_sources", "_images"}
 
-# Waits (in the page) until MathJax has typeset, the widgets have rendered and the plotly figures are drawn, or
-# 15 s have passed; then reports what is on the page. Text inside code, scripts and typeset math is not searched for
-# raw TeX delimiters.
+# The figures of a page: images and plotly figures big enough to be read.
+FIGURES = "article img, .plotly-graph-div"
+# What a keyboard must reach in a widget: its controls.
+WIDGET_CONTROLS = "input, select, textarea, button, [role=slider]"
+
+# Waits (in the page) until everything has drawn (WAIT_FOR_RENDERING_JS), then reports what is on the page. Text
+# inside code, scripts and typeset math is not searched for raw TeX delimiters.
 INSPECT_JS = r"""
 async () => {
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  await (%(wait)s)();
   const all = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const views = () => all('script[type="application/vnd.jupyter.widget-view+json"]');
   const isRendered = (view) => {
@@ -32,16 +46,7 @@ async () => {
   };
   const plots = () => all(".plotly-graph-div");
   const isDrawn = (plot) => plot.querySelector(".main-svg") !== null;
-  all("img").forEach((img) => { img.loading = "eager"; });
-  const imagesDone = () => all("img").every((img) => img.complete);
   const mathjax = window.MathJax;
-  if (mathjax && mathjax.startup && mathjax.startup.promise) {
-    await Promise.race([mathjax.startup.promise, sleep(15000)]);
-  }
-  for (let i = 0; i < 150; i++) {
-    if (views().every(isRendered) && plots().every(isDrawn) && imagesDone()) break;
-    await sleep(100);
-  }
   const skip = new Set(["PRE", "CODE", "SCRIPT", "STYLE", "TEXTAREA", "MJX-CONTAINER"]);
   const rawTex = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {
@@ -56,6 +61,28 @@ async () => {
     const text = walker.currentNode.textContent;
     if (/\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{/.test(text)) rawTex.push(text.trim().slice(0, 120));
   }
+  // Keyboard: an element is reachable when Tab can land on it: focusable, enabled and shown.
+  const shown = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+  const tabbable = (el) => el.tabIndex >= 0 && !el.disabled && shown(el) && !el.closest("[inert]");
+  const describe = (el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}.${el.className}`.slice(0, 100);
+  const unreachable = [];
+  plots().filter((plot) => !tabbable(plot)).forEach((plot) => unreachable.push(`plotly figure ${plot.id}`));
+  all(".widget-subarea").forEach((area) => {
+    all(%(controls)s, area).filter(shown).filter((el) => !tabbable(el))
+      .forEach((el) => unreachable.push(`widget control ${describe(el)}`));
+  });
+  // Sideways scrolling inside a code cell: any element of a cell wider than its box that scrolls or clips.
+  const sideways = [];
+  const boxes = ":scope, div.highlight, pre, .cell_output, .cell_output > *, .output, .text_html, .widget-subarea, table";
+  all(".cell").forEach((cell, number) => {
+    [cell, ...all(boxes, cell)].forEach((el) => {
+      const overflow = getComputedStyle(el).overflowX;
+      if (el.scrollWidth > el.clientWidth + 1 && overflow !== "visible" && shown(el)) {
+        sideways.push(`cell ${number + 1}: ${describe(el)} is ${el.scrollWidth} px wide in ${el.clientWidth} px: `
+          + JSON.stringify(el.innerText.split("\n").reduce((a, b) => (b.length > a.length ? b : a), "").slice(0, 90)));
+      }
+    });
+  });
   return {
     links: all("a[href]").map((a) => a.href),
     mathElements: all(".math").length,
@@ -66,21 +93,65 @@ async () => {
     rawTex: rawTex,
     brokenImages: all("img").filter((img) => !(img.complete && img.naturalWidth > 0))
       .map((img) => img.currentSrc || img.src),
+    imagesWithoutAlt: all("img").filter((img) => {
+      const alt = (img.getAttribute("alt") || "").trim();
+      return !alt || /\.(png|jpe?g|svg|gif)$/i.test(alt) || /^(image|figure|png|output)$/i.test(alt);
+    }).map((img) => `${img.getAttribute("src").slice(0, 90)} (alt=${JSON.stringify(img.getAttribute("alt"))})`),
     widgetViews: views().length,
     unrenderedWidgets: views().filter((view) => !isRendered(view)).map((view) => view.textContent.trim().slice(0, 120)),
     plots: plots().length,
     undrawnPlots: plots().filter((plot) => !isDrawn(plot)).map((plot) => plot.id),
+    unreachable: unreachable,
+    sideways: sideways,
     outputText: all(".cell_output").map((el) => el.innerText).join("\n"),
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
   };
+}
+""" % {"wait": WAIT_FOR_RENDERING_JS.strip(), "controls": json.dumps(WIDGET_CONTROLS)}
+
+# The boxes (in page coordinates) of the figures, and the colour of the page behind them.
+FIGURE_BOXES_JS = """
+(selector) => Array.from(document.querySelectorAll(selector)).map((el) => {
+  const box = el.getBoundingClientRect();
+  return {id: el.id || el.getAttribute("src") || el.tagName, x: box.left + scrollX, y: box.top + scrollY,
+          width: box.width, height: box.height};
+}).filter((box) => box.width >= 40 && box.height >= 40)
+"""
+PAGE_BACKGROUND_JS = "() => getComputedStyle(document.body).backgroundColor"
+
+# Switches the colour mode with the theme's own button (light -> dark -> auto -> ...) until the page is in `mode`.
+SWITCH_MODE_JS = """
+async (mode) => {
+  const button = Array.from(document.querySelectorAll(".theme-switch-button")).find((b) => b.getClientRects().length);
+  if (!button) return "no visible theme switch button";
+  for (let i = 0; i < 3 && document.documentElement.dataset.theme !== mode; i++) {
+    button.click();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  return document.documentElement.dataset.theme;
+}
+"""
+
+# axe-core (vendored by scripts/vendor_assets.py): the WCAG 2.1 A and AA rules and the best practices. In dark mode
+# only the colour contrast is checked again: the other rules do not depend on the colours.
+AXE_JS = ROOT / "browser_tests" / "vendor" / "axe.min.js"
+AXE_RUN_JS = """
+async (rules) => {
+  const options = rules ? {runOnly: {type: "rule", values: rules}} : {runOnly: {type: "tag",
+    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}};
+  const result = await axe.run(document, {...options, resultTypes: ["violations"]});
+  return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5), count: v.nodes.length}));
 }
 """
 
 
 @dataclass
 class Visit:
-    """What one page showed in one viewport: problems seen while loading it, and what `INSPECT_JS` reports."""
+    """What one page showed in one viewport: problems seen while loading it, what `INSPECT_JS` reports, and per
+    colour mode the page's background, a screenshot, the axe violations and the figures' pixels."""
 
     path: str
     device: str
@@ -90,6 +161,45 @@ class Visit:
     external_requests: list[str] = field(default_factory=list)
     report: dict = field(default_factory=dict)
     screenshot: Path | None = None
+    mode_reached: str = ""
+    background: dict[str, str] = field(default_factory=dict)
+    screenshots: dict[str, Path] = field(default_factory=dict)
+    axe: dict[str, list[dict]] = field(default_factory=dict)
+    figures: dict[str, list[FigurePixels]] = field(default_factory=dict)
+    printed: tuple[str, Path] | None = None  # (title, PDF) of a page of the toc, printed after its desktop visit
+
+
+@dataclass
+class FigurePixels:
+    """How a figure looks in a screenshot: its most common colour, and the share of its pixels that stand out from
+    that colour (its lines, marks and text: what a reader sees)."""
+
+    id: str
+    dominant: tuple[int, int, int]
+    ink: float
+
+
+def luminance(rgb: tuple[int, ...]) -> float:
+    """The relative luminance of an sRGB colour (WCAG 2), from 0 (black) to 1 (white)."""
+    channels = [c / 255 for c in rgb[:3]]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """The WCAG contrast ratio of two colours, from 1 (none) to 21."""
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def figure_pixels(image: Image.Image, box: dict) -> FigurePixels:
+    """Sample a figure's pixels in a full-page screenshot: its dominant colour and its share of contrasting ink."""
+    crop = image.crop((round(box["x"]), round(box["y"]), round(box["x"] + box["width"]), round(box["y"] + box["height"])))
+    crop = crop.convert("RGB").resize((max(1, crop.width // 2), max(1, crop.height // 2)), Image.Resampling.NEAREST)
+    colours = crop.getcolors(crop.width * crop.height)
+    dominant = max(colours)[1]
+    ink = sum(count for count, colour in colours if contrast(colour, dominant) >= 2.0)
+    return FigurePixels(box["id"], dominant, ink / (crop.width * crop.height))
 
 
 def redirect_target(html: str) -> str | None:
@@ -129,15 +239,49 @@ def anchors(html: str) -> set[str]:
     return parser.anchors
 
 
-def screenshot_path(path: str, device: str) -> Path:
-    """Where the screenshot of a page in a viewport goes: _build/screenshots/<device>/<page>.png."""
-    return SCREENSHOTS / device / (path.removesuffix(".html").replace("/", "__") + ".png")
+def screenshot_path(path: str, device: str, mode: str = "light") -> Path:
+    """Where the screenshot of a page in a viewport and colour mode goes: _build/screenshots/<device>-<mode>/<page>.jpg
+    (JPEG: a full page is up to 20,000 px high, and JPEG is several times faster to write than PNG)."""
+    return SCREENSHOTS / f"{device}-{mode}" / (path.removesuffix(".html").replace("/", "__") + ".jpg")
 
 
 def new_context(browser: Browser, device: str) -> BrowserContext:
-    """A browser context (its own profile and cache) with the viewport of `device`."""
+    """A browser context (its own profile and cache) with the viewport of `device`; every page opens in light mode."""
     phone = device == "phone"
-    return browser.new_context(viewport=VIEWPORTS[device], is_mobile=phone, has_touch=phone, service_workers="block")
+    context = browser.new_context(
+        viewport=VIEWPORTS[device], is_mobile=phone, has_touch=phone, service_workers="block", color_scheme="light"
+    )
+    context.add_init_script("localStorage.setItem('mode', 'light'); localStorage.setItem('theme', 'light');")
+    return context
+
+
+def look_in_mode(page: Page, visit: Visit, mode: str, axe_rules: list[str] | None) -> None:
+    """Screenshot the page, run axe on it (all rules, or `axe_rules`; none if empty) and sample its figures'
+    pixels, in the colour mode it is in now."""
+    page.wait_for_load_state("networkidle")
+    visit.background[mode] = page.evaluate(PAGE_BACKGROUND_JS)
+    shot = screenshot_path(visit.path, visit.device, mode)
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):  # the figures' boxes must be where they were when the screenshot was taken
+        boxes = page.evaluate(FIGURE_BOXES_JS, FIGURES)
+        image = Image.open(io.BytesIO(page.screenshot(path=shot, full_page=True, type="jpeg", quality=90)))
+        if page.evaluate(FIGURE_BOXES_JS, FIGURES) == boxes:
+            break
+    visit.screenshots[mode] = shot
+    figures = []
+    for box in boxes:
+        if box["y"] + box["height"] <= image.height:
+            figures.append(figure_pixels(image, box))
+    visit.figures[mode] = figures
+    visit.axe[mode] = page.evaluate(AXE_RUN_JS, axe_rules) if axe_rules != [] else []
+
+
+@functools.cache
+def _axe_source() -> str:
+    """axe-core's script, read once."""
+    if not AXE_JS.is_file():
+        raise FileNotFoundError(f"{AXE_JS} is missing: run 'make assets' (npm ci and scripts/vendor_assets.py)")
+    return AXE_JS.read_text(encoding="utf-8")
 
 
 def visit_page(context: BrowserContext, base_url: str, path: str, device: str) -> Visit:
@@ -170,10 +314,57 @@ def visit_page(context: BrowserContext, base_url: str, path: str, device: str) -
     try:
         page.goto(base_url + path, wait_until="load")
         visit.report = page.evaluate(INSPECT_JS)
-        page.wait_for_load_state("networkidle")
-        visit.screenshot = screenshot_path(path, device)
-        visit.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=visit.screenshot, full_page=True)
+        page.add_script_tag(content=_axe_source())
+        look_in_mode(page, visit, "light", None)
+        visit.mode_reached = page.evaluate(SWITCH_MODE_JS, "dark")
+        # The colours are the same at both sizes: dark mode's contrast is checked once, at desktop size.
+        look_in_mode(page, visit, "dark", ["color-contrast"] if device == "desktop" else [])
+        visit.screenshot = visit.screenshots["light"]
+        if device == "desktop" and path in toc_documents():  # print it now: cheaper than loading it once more
+            page.evaluate(SWITCH_MODE_JS, "light")
+            pdf = PRINTED / path.replace("/", "__").replace(".html", ".pdf")
+            visit.printed = (print_loaded_page(page, pdf), pdf)
     finally:
         page.close()
     return visit
+
+
+class _Heading(HTMLParser):
+    """Collects the text of a page's first <h1> and of the first paragraph after it (without the '#' link)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.title = ""
+        self.paragraph = ""
+        self._inside: str | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "h1" and not self.title:
+            self._inside = "title"
+        elif tag == "p" and self.title and not self.paragraph and self._inside is None:
+            self._inside = "paragraph"
+        elif tag == "a" and self._inside and "headerlink" in (dict(attrs).get("class") or ""):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._skip:
+            self._skip -= 1
+        elif (tag, self._inside) in (("h1", "title"), ("p", "paragraph")):
+            self._inside = None
+
+    def handle_data(self, data: str) -> None:
+        if self._inside and not self._skip:
+            setattr(self, self._inside, getattr(self, self._inside) + data)
+
+
+def title_and_lead(path: str) -> tuple[str, str]:
+    """A built page's title (its <h1>) and its first paragraph, whitespace collapsed."""
+    parser = _Heading()
+    parser.feed((SITE / path).read_text(encoding="utf-8"))
+    return " ".join(parser.title.split()), " ".join(parser.paragraph.split())
+
+
+def chapter_pages() -> list[str]:
+    """The chapters of the book (book/NN-name.html), in order."""
+    return [p for p in content_pages() if re.fullmatch(r"book/\d\d-[^/]+\.html", p)]

@@ -8,7 +8,9 @@ import urllib.request
 from functools import cache
 from urllib.parse import urldefrag
 
-from browser_tests.pages import anchors
+import pytest
+
+from browser_tests.pages import MODES, anchors, contrast
 
 # The plain-text stand-in of a widget whose state was not saved: "VBox(children=(...", "IntSlider(value=3, ...".
 WIDGET_REPR = re.compile(r"\b[A-Z][A-Za-z]*\((?:children=\(|value=)")
@@ -100,3 +102,77 @@ def test_fits_a_phone(visit, page_path):
         f"(see {page.screenshot})"
     )
     assert page.screenshot is not None and page.screenshot.stat().st_size > 0
+
+
+# --- Accessibility, colour modes, code width -------------------------------------------------------------------
+
+DEVICES = ["desktop", "phone"]
+# axe violations the site still has, each with the reason it is accepted. Only minor or moderate ones may be here;
+# a serious or critical violation always fails.
+ACCEPTED_AXE = {
+    "empty-table-header": (
+        "minor",
+        "pandas leaves the corner cell above a table's index empty; the index column is still read as row headers",
+    ),
+}
+
+
+def _violations(violations: list[dict]) -> list[str]:
+    return [f"{v['id']} ({v['impact']}, {v['count']} elements: {v['help']}): {v['nodes']}" for v in violations]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_accessible(visit, page_path, device):
+    page = visit(page_path, device)
+    found = [dict(v, mode=mode) for mode in MODES for v in page.axe[mode]]
+    severe = [v for v in found if v["impact"] in ("serious", "critical")]
+    unexplained = [v for v in found if v["impact"] not in ("serious", "critical") and v["id"] not in ACCEPTED_AXE]
+    assert not severe, f"{page_path} ({device}) has serious or critical axe violations:{problems(_violations(severe))}"
+    assert not unexplained, f"{page_path} ({device}) has axe violations not in ACCEPTED_AXE:{problems(_violations(unexplained))}"
+
+
+def test_accepted_axe_violations_are_minor():
+    assert all(impact in ("minor", "moderate") for impact, _ in ACCEPTED_AXE.values())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_theme_switch_changes_the_page(visit, page_path, device):
+    page = visit(page_path, device)
+    assert page.mode_reached == "dark", f"{page_path}: the theme switch did not reach dark mode: {page.mode_reached}"
+    light, dark = (tuple(int(c) for c in re.findall(r"\d+", page.background[mode])[:3]) for mode in MODES)
+    assert contrast(light, dark) > 10, f"{page_path}: the background hardly changed: {light} -> {dark}"
+    for mode in MODES:
+        assert page.screenshots[mode].stat().st_size > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_figures_stay_visible_in_dark_mode(visit, page_path, device):
+    """Sample each figure's pixels in both modes: in dark mode its marks and text must stand out as much as in light."""
+    page = visit(page_path, device)
+    light, dark = page.figures["light"], page.figures["dark"]
+    assert [f.id for f in light] == [f.id for f in dark]
+    faded = [
+        f"{before.id}: {before.ink:.1%} of its pixels stand out in light mode, {after.ink:.1%} in dark mode "
+        f"(dominant colour {before.dominant} -> {after.dominant})"
+        for before, after in zip(light, dark)
+        if after.ink < 0.5 * before.ink or after.ink < 0.002
+    ]
+    assert not faded, f"{page_path} ({device}): figures fade in dark mode (see {page.screenshots['dark']}):{problems(faded)}"
+
+
+def test_images_have_alt_text(visit, page_path):
+    missing = visit(page_path).report["imagesWithoutAlt"]
+    assert not missing, (
+        f"{page_path} has images without alt text (add cell metadata "
+        f'{{"mystnb": {{"image": {{"alt": "what the figure shows"}}}}}}):{problems(missing)}'
+    )
+
+
+def test_plots_and_widgets_reachable_by_keyboard(visit, page_path):
+    unreachable = visit(page_path).report["unreachable"]
+    assert not unreachable, f"{page_path}: Tab cannot reach:{problems(unreachable)}"
+
+
+def test_code_does_not_scroll_sideways(visit, page_path):
+    sideways = visit(page_path).report["sideways"]
+    assert not sideways, f"{page_path}: code cells or outputs scroll sideways at 1280 px:{problems(sideways)}"

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Browser
 
-from browser_tests.pages import SITE, all_pages, content_pages, redirect_target
+from browser_tests.pages import SITE, all_pages, chapter_pages, content_pages, redirect_target, title_and_lead
 
 CHAPTER_4 = "book/04-task-specific-embeddings.html"
 # What myst-nb can show in a web page (its HTML render priority); other mime types are dropped silently.
@@ -47,20 +47,42 @@ def test_no_page_or_stylesheet_loads_from_another_host():
     assert not offenders, f"external scripts, stylesheets or fonts: {offenders}"
 
 
-def test_search_finds_the_cosine_chapter(browser: Browser, base_url):
+@pytest.fixture(scope="module")
+def search(browser: Browser, base_url):
+    """`search(word)`: the pages the site's own (offline) search lists for `word`."""
     context = browser.new_context()
     context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base_url) else route.abort())
     page = context.new_page()
-    try:
-        page.goto(base_url + "search.html?q=cosine")
+
+    def hits(word: str) -> list[str]:
+        page.goto(base_url + "search.html?q=" + word)
         page.wait_for_function(
             "() => /Search finished/.test(document.querySelector('#search-results')?.innerText || '')",
             timeout=20000,
         )
-        hits = page.eval_on_selector_all("#search-results li a", "links => links.map(a => a.href)")
-    finally:
-        context.close()
+        return page.eval_on_selector_all("#search-results li a", "links => links.map(a => a.href)")
+
+    yield hits
+    context.close()
+
+
+def test_search_finds_the_cosine_chapter(search):
+    hits = search("cosine")
     assert any(CHAPTER_4 in hit for hit in hits), f"searching 'cosine' did not list {CHAPTER_4}: {hits}"
+
+
+def lead_word(chapter: str) -> str:
+    """A word from the chapter's text: the longest plain word of its first paragraph."""
+    words = re.findall(r"\b[a-z]{6,}\b", title_and_lead(chapter)[1])
+    assert words, f"{chapter} has no first paragraph to take a word from"
+    return max(words, key=len)
+
+
+@pytest.mark.parametrize("chapter", chapter_pages())
+def test_search_finds_a_word_from_each_chapter(search, chapter):
+    word = lead_word(chapter)
+    hits = search(word)
+    assert any(chapter in hit for hit in hits), f"searching '{word}' (from its first paragraph) did not list {chapter}: {hits}"
 
 
 def executed_notebooks():
