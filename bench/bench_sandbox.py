@@ -65,9 +65,9 @@ def main() -> None:
         in_sandbox("pass", library, True)  # first use makes the runtime's mirrors (once per machine)
         rows = []
         for name, code in PROGRAMS.items():
-            ways = {"bare subprocess": lambda: subprocess.run([sys.executable, "-c", code], check=True),
-                    "Sandbox(enabled=False)": lambda: in_sandbox(code, library, False),
-                    "Sandbox (bubblewrap)": lambda: in_sandbox(code, library, True)}
+            ways = {"bare subprocess": lambda code=code: subprocess.run([sys.executable, "-c", code], check=True),
+                    "Sandbox(enabled=False)": lambda code=code: in_sandbox(code, library, False),
+                    "Sandbox (bubblewrap)": lambda code=code: in_sandbox(code, library, True)}
             times = {way: statistics.median(seconds(run) for _ in range(args.repeats)) for way, run in ways.items()}
             rows.append({"program": name, **{f"{way} (s)": round(t, 3) for way, t in times.items()},
                          "sandbox cost (s)": round(times["Sandbox (bubblewrap)"] - times["Sandbox(enabled=False)"], 3)})

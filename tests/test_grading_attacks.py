@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
 import secrets
 import socket
 import subprocess

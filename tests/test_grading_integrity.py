@@ -18,7 +18,7 @@ from utils.grading.cache import MAC_FIELD, SECRET_NAME, CacheSigner
 from utils.grading import cli as cli_module
 from utils.grading.cli import EXIT_GRADER_ERROR, EXIT_NO_SANDBOX, NO_SANDBOX_WARNING, main
 from utils.grading.feedback import feedback_html
-from utils.grading.gradebook import Gradebook, Submission, _csv
+from utils.grading.gradebook import Gradebook, Submission
 from utils.grading.grader import Options
 from utils.grading.notebook import parse_lab
 from utils.grading.sandbox import SandboxUnavailable

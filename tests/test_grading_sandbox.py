@@ -29,9 +29,10 @@ def library(tmp_path_factory) -> Path:
     return prepare_library(tmp_path_factory.mktemp("library"))
 
 
-def run(code: str, library: Path | None = None, limits: Limits = Limits(), timeout: float = 60, **start) -> tuple[str, str]:
-    """Run `code` in a fresh sandbox until it ends (or `timeout`); (exit description, output)."""
-    with Sandbox(limits, library) as box:
+def run(code: str, library: Path | None = None, limits: Limits | None = None, timeout: float = 60,
+        **start) -> tuple[str, str]:
+    """Run `code` in a fresh sandbox (default limits unless given) until it ends or `timeout`; (exit, output)."""
+    with Sandbox(limits or Limits(), library) as box:
         process = box.start([sys.executable, "-c", textwrap.dedent(code)], **start)
         process.wait(timeout)
         box.kill()
