@@ -219,6 +219,10 @@ def test_huge_or_special_files_are_not_read(tmp_path):
     os.mkfifo(fifo)
     data, message = read_submission(fifo)  # would block forever if it were read
     assert data is None and "not a regular file" in message
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(LAB.path)  # e.g. unpacked from a student's archive, pointing at the solutions
+    data, message = read_submission(link)
+    assert data is None and "symbolic link" in message
     assert read_submission(LAB.path) == (LAB.path.read_bytes(), "")
     book = Gradebook(LAB, tmp_path / "out", Options())
     result, cached = book.grade_one(Submission("huge", huge), tmp_path, 0)

@@ -23,12 +23,16 @@ _SAVE_AGAIN = "Open it in Jupyter, save it (File > Save Notebook) and submit the
 
 
 def read_submission(path: Path) -> tuple[bytes | None, str]:
-    """(bytes, "") of a submitted file, or (None, message) when it is not a regular file or larger than MAX_BYTES.
+    """(bytes, "") of a submitted file, or (None, message) when it is a symbolic link, not a regular file, or
+    larger than MAX_BYTES.
 
-    Reads at most MAX_BYTES + 1 bytes, so a huge, growing or special file costs nothing.
+    Reads at most MAX_BYTES + 1 bytes, so a huge, growing or special file costs nothing. A link is refused: an
+    unpacked archive could otherwise hand the grader solutions/ or another student's file as this submission.
     """
+    if os.path.islink(path):
+        return None, "The submission is a symbolic link, not a notebook file. Submit the .ipynb file itself."
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return None, "This is not a regular file. Submit the .ipynb file that Jupyter saves."
