@@ -17,6 +17,7 @@ With `threads=2`, two workers update the shared tables without locks (Hogwild!),
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,8 +59,8 @@ class Word2VecConfig:
     epochs: int = 5
     lr: float = 0.025
     min_lr: float = 1e-4
-    chunk_words: int = 8_000
-    max_row_step: float = 0.8
+    chunk_words: int = 2_000
+    max_row_step: float = 3.2
     threads: int = 1
     seed: int = 0
 
@@ -201,16 +202,27 @@ def sgns_loss_and_gradients(
 
 
 class SkipGram:
-    """The two tables of word2vec: input vectors (the embeddings we keep) and output vectors (used by the loss)."""
+    """The two tables of word2vec: input vectors (the embeddings we keep) and output vectors (used by the loss).
 
-    def __init__(self, vocab_size: int, dim: int, generator: torch.Generator) -> None:
+    `workers` threads may call `step` at once without locks (Hogwild!); the tables count the steps applied, so
+    that a step can tell how many other steps landed between its reading the tables and its writing to them.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, generator: torch.Generator, workers: int = 1) -> None:
         # word2vec's initialisation: inputs uniform in [-0.5, 0.5) / dim, outputs zero.
         self.input = (torch.rand(vocab_size, dim, generator=generator) - 0.5) / dim
         self.output = torch.zeros(vocab_size, dim)
+        self.workers = workers
+        self.applied = 0  # steps written so far, by all workers
+        self._tickets = itertools.count(1)
 
-    def step(self, group: Windows, negatives: np.ndarray, lr: float, max_row_step: float = 0.8) -> None:
+    def step(self, group: Windows, negatives: np.ndarray, lr: float, max_row_step: float = 3.2) -> None:
         """One SGD step of the SGNS loss on a group of windows: window i's 2w context words share the k noise words
-        in row i of `negatives` (pWord2Vec's sharing), so the scores of a window are one small matrix product."""
+        in row i of `negatives` (pWord2Vec's sharing), so the scores of a window are one small matrix product.
+
+        No row moves further than `max_row_step` times its mean gradient from any one state of the tables, however
+        many steps computed from that state land together (see `_cap_scale`).
+        """
         n, slots = group.contexts.shape
         if negatives.shape[0] != n:
             raise ValueError(f"{n} windows need {n} rows of noise words, not {negatives.shape[0]}")
@@ -220,23 +232,28 @@ class SkipGram:
         # Padded context slots count for nothing, and a noise word that happens to be the centre is skipped.
         keep = np.concatenate([np.ones((n, 1), dtype=bool), negatives != group.centers[:, None]], axis=1)
         weight = torch.from_numpy(group.mask[:, :, None] & keep[:, None, :]).float()
+        read = self.applied
         x = self.input.index_select(0, contexts).view(n, slots, dim)
         y = self.output.index_select(0, targets.view(-1)).view(n, k + 1, dim)
         _, grad_x, grad_y = _sgns_gradients(x, y, weight)
-        cap = max_row_step / lr
-        grad_x = grad_x.view(-1, dim).mul_(_cap_scale(contexts, len(self.input), cap).unsqueeze(1))
-        grad_y = grad_y.view(-1, dim).mul_(_cap_scale(targets.view(-1), len(self.output), cap).unsqueeze(1))
-        self.input.index_add_(0, contexts, grad_x, alpha=-lr)
-        self.output.index_add_(0, targets.view(-1), grad_y, alpha=-lr)
+        # Steps computed from the same tables add up: the workers share the budget, a late step shares it wider.
+        cap = max_row_step / lr / max(self.workers, self.applied - read + 1)
+        pairs = torch.from_numpy(group.mask)
+        in_scale = _cap_scale(contexts, pairs.view(-1).float(), len(self.input), cap).mul_(-lr)
+        out_uses = pairs.sum(1, keepdim=True).expand(n, k + 1).float()  # an output row serves each real context
+        out_scale = _cap_scale(targets.view(-1), out_uses.reshape(-1), len(self.output), cap).mul_(-lr)
+        self.input.index_add_(0, contexts, grad_x.view(-1, dim).mul_(in_scale.unsqueeze(1)))
+        self.output.index_add_(0, targets.view(-1), grad_y.view(-1, dim).mul_(out_scale.unsqueeze(1)))
+        self.applied = next(self._tickets)
 
 
-def _cap_scale(rows: torch.Tensor, num_rows: int, cap: float, uses: torch.Tensor | None = None) -> torch.Tensor:
-    """Per entry of `rows`: 1, or cap / k for a row used k > cap times in this batch (each entry counting `uses`, or 1).
+def _cap_scale(rows: torch.Tensor, uses: torch.Tensor, num_rows: int, cap: float) -> torch.Tensor:
+    """Per entry of `rows`: 1, or cap / u for a row whose entries add up to u > cap pair gradients in this step.
 
     One-at-a-time SGD limits itself: once x.y is large, the next update of the same pair is small. A batch adds up
-    k updates computed from the same stale vectors, so a word repeated many times in one text ("illustrators" in a
-    list of credits) takes a k-times step, and x and y can blow up together. With cap = max_row_step / lr, no row
-    moves by more than max_row_step times one gradient per batch; at lr = 0.025 that is 32 updates' worth.
+    u updates computed from the same stale vectors, so a row used u times takes a u-times step, and x and y can
+    overshoot and blow up together. With cap = max_row_step / lr, no row moves by more than max_row_step times its
+    mean gradient per step.
     """
     counts = torch.bincount(rows, weights=uses, minlength=num_rows).float().clamp_(min=cap)
     return (cap / counts)[rows]
@@ -258,7 +275,7 @@ def train_word2vec(
     counts = np.array([vocab.counts.get(t, 0) for t in vocab.itos], dtype=np.float64)
     keep = keep_probabilities(counts, config.sample)
     table = noise_table(counts)
-    model = SkipGram(len(vocab), config.dim, torch.Generator().manual_seed(config.seed))
+    model = SkipGram(len(vocab), config.dim, torch.Generator().manual_seed(config.seed), config.threads)
     raw_words = sum(len(doc) for doc in documents)
     chunks = [(start, min(start + config.chunk_words, len(ids))) for start in range(0, len(ids), config.chunk_words)]
     jobs = config.epochs * len(chunks)
