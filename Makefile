@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
 TORCH_INDEX ?=
 
-.PHONY: help install book test test-fast test-utils test-notebooks test-book test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
+.PHONY: help install book test test-fast test-utils test-notebooks test-labs test-book test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -68,7 +68,8 @@ sandbox:
 	  else echo "error: grading needs bubblewrap: run 'sudo apt-get install -y bubblewrap'"; exit 1; fi; }
 
 # make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
-test: sandbox test-utils test-notebooks test-book test-browser
+# In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.
+test: sandbox test-utils test-labs test-book test-browser
 test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox
@@ -77,6 +78,9 @@ test-utils: $(STAMP) sandbox
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile book labs solutions
+
+test-labs: $(STAMP)
+	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile labs solutions
 
 test-book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . -W -n --keep-going
