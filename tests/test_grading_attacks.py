@@ -84,7 +84,7 @@ def forge_cache(out: Path) -> str:
 found = False
 for path, text, outside in [({str(out / ".cache" / "forged.json")!r}, {forged!r}, True),
                             ({str(out / "summary.csv")!r}, "hacked", True), ("../summary.csv", "hacked", False),
-                            ("/tmp/summary.csv", "hacked", False)]:
+                            ("/tmp/{MARKER}.csv", "hacked", False)]:
     try:
         open(path, "w").write(text)
         found = found or outside
@@ -269,7 +269,7 @@ def test_nothing_was_forged_or_overwritten_in_the_output_folder(graded):
     out = graded["out"]
     assert not (out / ".cache" / "forged.json").exists()
     assert "hacked" not in (out / "summary.csv").read_text() + (out / "grades.csv").read_text()
-    assert not Path("/tmp/summary.csv").exists() or "hacked" not in Path("/tmp/summary.csv").read_text()
+    assert not Path(f"/tmp/{MARKER}.csv").exists()  # the sandbox's /tmp is its own
 
 
 @pytest.mark.parametrize("name", ["setsid-daemon", "fork-bomb", "disk-fill", "raw-output"])
