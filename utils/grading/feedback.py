@@ -30,9 +30,9 @@ def feedback_html(submission: str, lab: str, result: dict[str, Any]) -> str:
     for q in result["questions"]:
         status = q["status"]
         css = status if status in ("passed", "needs-reading") else "problem"
-        if status == "needs-reading":
-            details = "Read and graded by a person." + (
-                f"<pre>{escape(q['message'])}</pre>" if q["message"] else "")
+        if status == "needs-reading":  # the whole written answer, verbatim (the message is a clipped copy)
+            text = q.get("answer") or q["message"]
+            details = "Read and graded by a person." + (f"<pre>{escape(text)}</pre>" if text else "")
         else:
             details = f"<pre>{escape(q['message'])}</pre>" if q["message"] else ""
         rows.append(
