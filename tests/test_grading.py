@@ -9,7 +9,6 @@ still earn nothing.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from utils.grading.cli import main
+from utils.grading.lms import read_csv
 from utils.grading.release import release_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,10 +172,6 @@ SUBMISSIONS = {
     "snoop": (variant({"square": SNOOP}), FULL | {"test_square": "failed"}),
 }
 
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ defines it correctly after the attack: the submission must then be graded normal
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import secrets
 import socket
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from utils.grading.lms import read_csv
 from utils.grading.sandbox import SandboxUnavailable, check_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,10 +185,6 @@ def duplicated_ids() -> dict:
     notebook["cells"][3]["id"] = notebook["cells"][5]["id"]
     return notebook
 
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def processes_with(text: str) -> list[int]:

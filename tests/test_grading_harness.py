@@ -9,13 +9,13 @@ All submissions are graded in one run (module fixture), in the sandbox.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
 from utils.grading.cli import main
+from utils.grading.lms import read_csv
 from utils.grading.release import release_all
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "attacks"
@@ -167,10 +167,6 @@ def _with_cell(notebook: dict, grade_id: str, source: str) -> dict:
     return notebook
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
@@ -191,8 +187,8 @@ def graded(tmp_path_factory):
     out = root / "out"
     code = main(["grade", "--lab", "labguard", "--solutions", str(FIXTURES), "--out", str(out), "--jobs", "2",
                  "--timeout", "20", "--memory", "1G", "--quiet", str(subs)])
-    summary = {row["submission"]: row for row in _read_csv(out / "summary.csv")}
-    return {"code": code, "out": out, "summary": summary, "grades": _read_csv(out / "grades.csv")}
+    summary = {row["submission"]: row for row in read_csv(out / "summary.csv")}
+    return {"code": code, "out": out, "summary": summary, "grades": read_csv(out / "grades.csv")}
 
 
 def test_baselines(graded):

@@ -6,7 +6,6 @@ export fed back as the roster gives the same file (round trip). The last test gr
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from utils.grading.cli import main
 from utils.grading.gradebook import GRADES_COLUMNS, SUMMARY_COLUMNS, WRITTEN_COLUMNS, UsageError, _csv
-from utils.grading.lms import (ID_PRESETS, READ, compile_id_pattern, export_gradebook, merge_outputs, student_id,
+from utils.grading.lms import (ID_PRESETS, READ, read_csv, compile_id_pattern, merge_outputs, student_id,
                                write_manifest)
 from utils.grading.release import release_all
 from utils.grading.shard import Shard, parse_shard, select
@@ -24,10 +23,6 @@ LMS = Path(__file__).parent / "fixtures" / "lms"
 CANVAS_ROSTER, MOODLE_ROSTER = LMS / "canvas-gradebook-export.csv", LMS / "moodle-grading-worksheet.csv"
 FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "solutions"
 
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        return list(csv.DictReader(handle))
 
 
 def fake_output(folder: Path, students: dict[str, tuple[str, str, str]], shard: str | None = None,
