@@ -25,15 +25,25 @@ def test_learns_the_cue_words_and_scores_new_text() -> None:
 def test_picks_the_best_c_on_dev_and_reports_every_c() -> None:
     baseline = tfidf_baseline(*_texts(200, 0), *_texts(100, 1), grid=(0.001, 10.0))
     assert set(baseline.dev_accuracy) == {0.001, 10.0}
-    assert baseline.C == max(baseline.dev_accuracy, key=lambda C: (baseline.dev_accuracy[C], -C))
+    assert baseline.C == max(
+        baseline.dev_accuracy, key=lambda C: (baseline.dev_accuracy[C], -C)
+    )
     assert baseline.classifier.C == baseline.C
 
 
 def test_words_of_a_single_training_text_are_no_features() -> None:
     texts, labels = _texts(50, 0)
     texts[0] += " zorblax"
-    assert "zorblax" not in tfidf_baseline(texts, labels, *_texts(20, 1)).vectorizer.vocabulary_
-    assert "zorblax" in tfidf_baseline(texts, labels, *_texts(20, 1), min_df=1).vectorizer.vocabulary_
+    assert (
+        "zorblax"
+        not in tfidf_baseline(texts, labels, *_texts(20, 1)).vectorizer.vocabulary_
+    )
+    assert (
+        "zorblax"
+        in tfidf_baseline(
+            texts, labels, *_texts(20, 1), min_df=1
+        ).vectorizer.vocabulary_
+    )
 
 
 def test_an_empty_grid_is_a_clear_error() -> None:

@@ -38,7 +38,9 @@ _NON_PROSE = [
     re.compile(r"```.*?```", re.S),  # fenced blocks (code, directives)
     re.compile(r"\$\$.*?\$\$", re.S),  # display math
     re.compile(r"\$[^$\n]+\$"),  # inline math
-    re.compile(r"\{[\w:-]+\}`[^`]*`"),  # roles: {glue:text}`...`, {cite}`...`, {doc}`...`
+    re.compile(
+        r"\{[\w:-]+\}`[^`]*`"
+    ),  # roles: {glue:text}`...`, {cite}`...`, {doc}`...`
     re.compile(r"`[^`]*`"),  # inline code
     re.compile(r"\]\([^)]*\)"),  # link targets
     re.compile(r"<!--.*?-->", re.S),  # comments
@@ -50,7 +52,9 @@ def prose(markdown: str) -> str:
     """The markdown without math, code, roles, link targets, lines that cite a published source, and exercises
     (an exercise sets the reader new settings to try; it states no result)."""
     markdown = re.sub(r"(?ms)^## Exercises.*?(?=^## |\Z)", " ", markdown)
-    markdown = "\n".join(line for line in markdown.splitlines() if not CITED_LINE.search(line))
+    markdown = "\n".join(
+        line for line in markdown.splitlines() if not CITED_LINE.search(line)
+    )
     for pattern in _NON_PROSE:
         markdown = pattern.sub(" ", markdown)
     return markdown
@@ -90,7 +94,9 @@ def stray_numerals(notebook: Path) -> list[str]:
         for match in _NUMERAL.finditer(text):
             value = float(match.group().replace(",", "").rstrip("."))
             if value not in inputs:
-                context = text[max(0, match.start() - 40) : match.end() + 20].replace("\n", " ")
+                context = text[max(0, match.start() - 40) : match.end() + 20].replace(
+                    "\n", " "
+                )
                 found.append(f"cell {number}: {match.group()!r} in '...{context}...'")
     return found
 
@@ -98,15 +104,26 @@ def stray_numerals(notebook: Path) -> list[str]:
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda path: path.stem)
 def test_no_hand_typed_numbers_in_the_prose(notebook: Path) -> None:
     stray = stray_numerals(notebook)
-    assert not stray, "numerals typed into the prose (glue them, or assert them in code):\n" + "\n".join(stray)
+    assert not stray, (
+        "numerals typed into the prose (glue them, or assert them in code):\n"
+        + "\n".join(stray)
+    )
 
 
 def test_the_scanner_catches_a_typed_result_and_passes_glue() -> None:
     cells = [
         {"cell_type": "code", "source": ["train(model, epochs=10)\n"]},
-        {"cell_type": "markdown", "source": ["We trained for 10 epochs; accuracy {glue:text}`acc:.3f`, $n = 4$."]},
+        {
+            "cell_type": "markdown",
+            "source": [
+                "We trained for 10 epochs; accuracy {glue:text}`acc:.3f`, $n = 4$."
+            ],
+        },
     ]
-    typed = [*cells, {"cell_type": "markdown", "source": ["It reached 81.5% accuracy."]}]
+    typed = [
+        *cells,
+        {"cell_type": "markdown", "source": ["It reached 81.5% accuracy."]},
+    ]
     for source, expected in [(cells, 0), (typed, 1)]:
         path = Path(pytest.importorskip("tempfile").mkdtemp()) / "nb.ipynb"
         path.write_text(json.dumps({"cells": source}))

@@ -10,22 +10,37 @@ import pytest
 import torch
 
 from utils.data import WordVectors
-from utils.transfer import (Coverage, Start, align_embeddings, coverage, learning_curves, time_to_reach,
-                            training_settings, tune_learning_rates)
+from utils.transfer import (
+    Coverage,
+    Start,
+    align_embeddings,
+    coverage,
+    learning_curves,
+    time_to_reach,
+    training_settings,
+    tune_learning_rates,
+)
 from utils.text import Vocab
 
 PRETRAINED = WordVectors(
     ["good", "bad", "movie", "plot", "the"],
-    np.array([[2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, 0, 2], [1, 1, 1]], dtype=np.float32),
+    np.array(
+        [[2, 0, 0], [-2, 0, 0], [0, 2, 0], [0, 0, 2], [1, 1, 1]], dtype=np.float32
+    ),
 )
-TASK = Vocab(["the", "movie", "good", "boring", "!"], counts={"the": 10, "movie": 5, "good": 3, "boring": 2, "!": 4})
+TASK = Vocab(
+    ["the", "movie", "good", "boring", "!"],
+    counts={"the": 10, "movie": 5, "good": 3, "boring": 2, "!": 4},
+)
 
 
 def test_known_words_get_their_pretrained_vectors_unchanged_without_rescaling() -> None:
     table, _ = align_embeddings(TASK, PRETRAINED, std=None)
     assert table.shape == (len(TASK), 3)
     for word in ["the", "movie", "good"]:
-        torch.testing.assert_close(table[TASK[word]], torch.from_numpy(PRETRAINED[word]))
+        torch.testing.assert_close(
+            table[TASK[word]], torch.from_numpy(PRETRAINED[word])
+        )
 
 
 def test_pad_is_zero_and_unknown_words_get_the_mean_pretrained_vector() -> None:
@@ -39,12 +54,16 @@ def test_pad_is_zero_and_unknown_words_get_the_mean_pretrained_vector() -> None:
 
 def test_the_mean_ignores_the_pad_and_unk_rows_of_a_vocab_table() -> None:
     source_vocab = Vocab(["movie", "good"])
-    matrix = torch.tensor([[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [3.0, 4.0]])  # [PAD], [UNK] rows are 0
+    matrix = torch.tensor(
+        [[0.0, 0.0], [0.0, 0.0], [1.0, 2.0], [3.0, 4.0]]
+    )  # [PAD], [UNK] rows are 0
     table, _ = align_embeddings(TASK, (source_vocab, matrix), std=None)
     torch.testing.assert_close(table[TASK["boring"]], torch.tensor([2.0, 3.0]))
 
 
-def test_rescaling_sets_the_std_of_the_pretrained_entries_and_keeps_directions() -> None:
+def test_rescaling_sets_the_std_of_the_pretrained_entries_and_keeps_directions() -> (
+    None
+):
     raw, _ = align_embeddings(TASK, PRETRAINED, std=None)
     scaled, _ = align_embeddings(TASK, PRETRAINED, std=1.0)
     factor = 1.0 / float(PRETRAINED.vectors.std())
@@ -53,7 +72,9 @@ def test_rescaling_sets_the_std_of_the_pretrained_entries_and_keeps_directions()
 
 def test_the_table_is_deterministic() -> None:
     a, _ = align_embeddings(TASK, PRETRAINED, seed=0)
-    b, _ = align_embeddings(TASK, PRETRAINED, seed=1)  # seed is accepted and ignored: nothing is random
+    b, _ = align_embeddings(
+        TASK, PRETRAINED, seed=1
+    )  # seed is accepted and ignored: nothing is random
     torch.testing.assert_close(a, b)
 
 
@@ -66,7 +87,9 @@ def test_coverage_counts_types_and_running_tokens() -> None:
 
 
 def test_coverage_of_other_text() -> None:
-    test_tokens = Counter(["boring", "boring", "movie", "plot"])  # "plot" is not a task word: not counted
+    test_tokens = Counter(
+        ["boring", "boring", "movie", "plot"]
+    )  # "plot" is not a task word: not counted
     cov = coverage(TASK, PRETRAINED, token_counts=test_tokens)
     assert (cov.tokens, cov.tokens_found) == (3, 1)
 
@@ -87,15 +110,23 @@ def test_start_builds_random_frozen_and_fine_tuned_classifiers() -> None:
     random = Start().classifier(7, 4, num_classes=2)
     frozen = Start(vectors, freeze=True).classifier(7, 4, num_classes=2)
     tuned = Start(vectors, freeze=False).classifier(7, 4, num_classes=2)
-    assert random.embedding.weight.requires_grad and tuned.embedding.weight.requires_grad
+    assert (
+        random.embedding.weight.requires_grad and tuned.embedding.weight.requires_grad
+    )
     assert not frozen.embedding.weight.requires_grad
     torch.testing.assert_close(frozen.embedding.weight[1:], vectors[1:])
     assert torch.all(frozen.embedding.weight[0] == 0)
 
 
 def test_training_settings_give_frozen_tables_a_larger_learning_rate() -> None:
-    assert training_settings(100, freeze=True)["lr"] > training_settings(100, freeze=False)["lr"]
-    assert training_settings(100, freeze=False)["epochs"] >= training_settings(10_000, freeze=False)["epochs"]
+    assert (
+        training_settings(100, freeze=True)["lr"]
+        > training_settings(100, freeze=False)["lr"]
+    )
+    assert (
+        training_settings(100, freeze=False)["epochs"]
+        >= training_settings(10_000, freeze=False)["epochs"]
+    )
 
 
 def _toy_sentiment(n: int, seed: int) -> tuple[list[list[int]], list[int]]:
@@ -107,14 +138,40 @@ def _toy_sentiment(n: int, seed: int) -> tuple[list[list[int]], list[int]]:
 
 def test_learning_curves_runs_every_start_size_and_seed() -> None:
     oracle = torch.zeros(20, 2)
-    oracle[2], oracle[3] = torch.tensor([9.0, 0.0]), torch.tensor([-9.0, 0.0])  # the cue words, told apart in advance
-    starts = {"random": Start(), "oracle, frozen": Start(oracle, freeze=True), "oracle, tiny steps": Start(oracle, freeze=True, lr=1e-6)}
-    results = learning_curves(starts, 20, _toy_sentiment(200, 0), _toy_sentiment(100, 1), _toy_sentiment(100, 2),
-                              sizes=[20, 100], seeds=[0, 1], dim=2, progress=False)
+    oracle[2], oracle[3] = (
+        torch.tensor([9.0, 0.0]),
+        torch.tensor([-9.0, 0.0]),
+    )  # the cue words, told apart in advance
+    starts = {
+        "random": Start(),
+        "oracle, frozen": Start(oracle, freeze=True),
+        "oracle, tiny steps": Start(oracle, freeze=True, lr=1e-6),
+    }
+    results = learning_curves(
+        starts,
+        20,
+        _toy_sentiment(200, 0),
+        _toy_sentiment(100, 1),
+        _toy_sentiment(100, 2),
+        sizes=[20, 100],
+        seeds=[0, 1],
+        dim=2,
+        progress=False,
+    )
     assert len(results) == 3 * 2 * 2
-    assert set(results.columns) >= {"start", "size", "seed", "test accuracy", "dev accuracy", "epochs", "seconds"}
+    assert set(results.columns) >= {
+        "start",
+        "size",
+        "seed",
+        "test accuracy",
+        "dev accuracy",
+        "epochs",
+        "seconds",
+    }
     oracle_runs = results[results.start == "oracle, frozen"]
-    assert oracle_runs["test accuracy"].min() >= 0.95  # aligned, frozen vectors: 20 texts suffice
+    assert (
+        oracle_runs["test accuracy"].min() >= 0.95
+    )  # aligned, frozen vectors: 20 texts suffice
     # A start's own learning rate replaces the default: with tiny steps the linear layer stays near its random start.
     assert results[results.start == "oracle, tiny steps"]["test accuracy"].mean() < 0.9
 
@@ -125,8 +182,16 @@ def test_plot_mean_with_band_draws_one_line_and_band_per_start() -> None:
     matplotlib.use("Agg")
     from utils.plots import plot_mean_with_band
 
-    results = pd.DataFrame({"start": ["a"] * 4 + ["b"] * 4, "size": [10, 10, 100, 100] * 2, "acc": [0.5, 0.7, 0.8, 0.8, 0.6, 0.6, 0.9, 0.7]})
-    ax = plot_mean_with_band(results, "size", "acc", by="start", reference=0.75, reference_label="baseline")
+    results = pd.DataFrame(
+        {
+            "start": ["a"] * 4 + ["b"] * 4,
+            "size": [10, 10, 100, 100] * 2,
+            "acc": [0.5, 0.7, 0.8, 0.8, 0.6, 0.6, 0.9, 0.7],
+        }
+    )
+    ax = plot_mean_with_band(
+        results, "size", "acc", by="start", reference=0.75, reference_label="baseline"
+    )
     means = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
     np.testing.assert_allclose(means["a"], [0.6, 0.8])
     np.testing.assert_allclose(means["b"], [0.6, 0.8])
@@ -137,28 +202,71 @@ def test_plot_mean_with_band_draws_one_line_and_band_per_start() -> None:
 
 
 def test_learning_curves_record_the_dev_accuracy_of_every_epoch() -> None:
-    results = learning_curves({"random": Start()}, 20, _toy_sentiment(200, 0), _toy_sentiment(100, 1),
-                              _toy_sentiment(100, 2), sizes=[50], seeds=[0], dim=2, progress=False)
+    results = learning_curves(
+        {"random": Start()},
+        20,
+        _toy_sentiment(200, 0),
+        _toy_sentiment(100, 1),
+        _toy_sentiment(100, 2),
+        sizes=[50],
+        seeds=[0],
+        dim=2,
+        progress=False,
+    )
     curve = results["dev accuracy by epoch"].iloc[0]
-    assert len(curve) == results["epochs"].iloc[0] and max(curve) == results["dev accuracy"].iloc[0]
+    assert (
+        len(curve) == results["epochs"].iloc[0]
+        and max(curve) == results["dev accuracy"].iloc[0]
+    )
 
 
 def test_time_to_reach_finds_the_first_epoch_at_the_target() -> None:
-    results = pd.DataFrame({"start": ["a", "b", "c"], "size": [10, 10, 20], "seed": [0, 0, 0],
-                            "test accuracy": [0.0] * 3, "dev accuracy": [0.8, 0.9, 0.6], "epochs": [4, 2, 3],
-                            "seconds": [8.0, 1.0, 3.0],
-                            "dev accuracy by epoch": [(0.5, 0.7, 0.8, 0.6), (0.9, 0.85), (0.5, 0.6, 0.55)]})
+    results = pd.DataFrame(
+        {
+            "start": ["a", "b", "c"],
+            "size": [10, 10, 20],
+            "seed": [0, 0, 0],
+            "test accuracy": [0.0] * 3,
+            "dev accuracy": [0.8, 0.9, 0.6],
+            "epochs": [4, 2, 3],
+            "seconds": [8.0, 1.0, 3.0],
+            "dev accuracy by epoch": [
+                (0.5, 0.7, 0.8, 0.6),
+                (0.9, 0.85),
+                (0.5, 0.6, 0.55),
+            ],
+        }
+    )
     reach = time_to_reach(results, {10: 0.7, 20: 0.65})
-    assert reach["epochs to target"].iloc[0] == 2 and reach["seconds to target"].iloc[0] == 4.0
-    assert reach["epochs to target"].iloc[1] == 1 and reach["seconds to target"].iloc[1] == 0.5
+    assert (
+        reach["epochs to target"].iloc[0] == 2
+        and reach["seconds to target"].iloc[0] == 4.0
+    )
+    assert (
+        reach["epochs to target"].iloc[1] == 1
+        and reach["seconds to target"].iloc[1] == 0.5
+    )
     assert np.isnan(reach["epochs to target"].iloc[2])  # never reached
 
 
-def test_tune_learning_rates_reports_every_start_and_rate_and_a_tiny_rate_loses() -> None:
+def test_tune_learning_rates_reports_every_start_and_rate_and_a_tiny_rate_loses() -> (
+    None
+):
     oracle = torch.zeros(20, 2)
     oracle[2], oracle[3] = torch.tensor([9.0, 0.0]), torch.tensor([-9.0, 0.0])
     starts = {"random": Start(), "oracle, frozen": Start(oracle, freeze=True)}
-    table = tune_learning_rates(starts, 20, _toy_sentiment(200, 0), _toy_sentiment(100, 1), size=100,
-                                grid=[1e-6, 0.1], dim=2)
-    assert list(table.index) == ["random", "oracle, frozen"] and list(table.columns) == [1e-6, 0.1]
-    assert table.idxmax(axis=1)["random"] == 0.1  # the random start cannot learn with tiny steps
+    table = tune_learning_rates(
+        starts,
+        20,
+        _toy_sentiment(200, 0),
+        _toy_sentiment(100, 1),
+        size=100,
+        grid=[1e-6, 0.1],
+        dim=2,
+    )
+    assert list(table.index) == ["random", "oracle, frozen"] and list(
+        table.columns
+    ) == [1e-6, 0.1]
+    assert (
+        table.idxmax(axis=1)["random"] == 0.1
+    )  # the random start cannot learn with tiny steps

@@ -49,11 +49,20 @@ def tfidf_baseline(
     if not grid:
         raise ValueError("grid must list at least one value of C")
     vectorizer = TfidfVectorizer(
-        tokenizer=tokenize, lowercase=False, token_pattern=None, min_df=min_df, sublinear_tf=True
+        tokenizer=tokenize,
+        lowercase=False,
+        token_pattern=None,
+        min_df=min_df,
+        sublinear_tf=True,
     )
     features = vectorizer.fit_transform(train_texts)
     dev_features = vectorizer.transform(dev_texts)
-    fitted = {C: LogisticRegression(C=C, max_iter=1000).fit(features, train_labels) for C in grid}
-    dev_accuracy = {C: float(model.score(dev_features, dev_labels)) for C, model in fitted.items()}
+    fitted = {
+        C: LogisticRegression(C=C, max_iter=1000).fit(features, train_labels)
+        for C in grid
+    }
+    dev_accuracy = {
+        C: float(model.score(dev_features, dev_labels)) for C, model in fitted.items()
+    }
     best = max(grid, key=lambda C: (dev_accuracy[C], -C))
     return TfidfBaseline(vectorizer, fitted[best], best, dev_accuracy)

@@ -51,7 +51,9 @@ class Coverage:
         }
 
 
-def coverage(task_vocab: Vocab, pretrained: Table, token_counts: dict[str, int] | None = None) -> Coverage:
+def coverage(
+    task_vocab: Vocab, pretrained: Table, token_counts: dict[str, int] | None = None
+) -> Coverage:
     """Count the task's word types (all ids but `[PAD]`, `[UNK]`) that `pretrained` has, and the tokens they make up.
 
     Token counts come from `token_counts` (e.g. a `collections.Counter` of a test split's tokens) or else from
@@ -70,7 +72,10 @@ def coverage(task_vocab: Vocab, pretrained: Table, token_counts: dict[str, int] 
 
 
 def align_embeddings(
-    task_vocab: Vocab, pretrained: Table, std: float | None = 1.0, seed: int | None = None
+    task_vocab: Vocab,
+    pretrained: Table,
+    std: float | None = 1.0,
+    seed: int | None = None,
 ) -> tuple[torch.Tensor, Coverage]:
     """An embedding table for `task_vocab` (one row per id) started from `pretrained`, and its coverage.
 
@@ -82,12 +87,20 @@ def align_embeddings(
     """
     vectors = as_word_vectors(pretrained)
     real = [i for i, w in enumerate(vectors.words) if w not in (Vocab.PAD, Vocab.UNK)]
-    source = torch.from_numpy(np.ascontiguousarray(vectors.vectors[real], dtype=np.float32))
+    source = torch.from_numpy(
+        np.ascontiguousarray(vectors.vectors[real], dtype=np.float32)
+    )
     table = source.mean(dim=0).repeat(len(task_vocab), 1)
-    rows = [(i, vectors.index[w]) for i, w in enumerate(task_vocab.itos) if i > task_vocab.unk_id and w in vectors.index]
+    rows = [
+        (i, vectors.index[w])
+        for i, w in enumerate(task_vocab.itos)
+        if i > task_vocab.unk_id and w in vectors.index
+    ]
     if rows:
         task_ids, source_ids = map(list, zip(*rows))
-        table[task_ids] = torch.from_numpy(np.ascontiguousarray(vectors.vectors[source_ids], dtype=np.float32))
+        table[task_ids] = torch.from_numpy(
+            np.ascontiguousarray(vectors.vectors[source_ids], dtype=np.float32)
+        )
     table[task_vocab.pad_id] = 0.0
     if std is not None:
         table *= std / float(vectors.vectors[real].std())
@@ -154,7 +167,10 @@ def learning_curves(
     runs = [(size, seed, name) for size in sizes for seed in seeds for name in starts]
     for size, seed, name in tqdm(runs, desc="runs", disable=not progress):
         order = np.random.default_rng(seed).permutation(len(train_ids))[:size]
-        subset = (EncodedTexts([train_ids[i] for i in order]), train_labels[order].tolist())
+        subset = (
+            EncodedTexts([train_ids[i] for i in order]),
+            train_labels[order].tolist(),
+        )
         start = starts[name]
         torch.manual_seed(seed)
         model = start.classifier(vocab_size, dim, num_classes)
@@ -193,9 +209,23 @@ def tune_learning_rates(
     Giving each start the learning rate its own dev accuracy prefers (`table.idxmax(axis=1)`) compares the starts
     fairly; the test set is never looked at.
     """
-    runs = {(name, lr): replace(start, lr=lr) for name, start in starts.items() for lr in grid}
+    runs = {
+        (name, lr): replace(start, lr=lr)
+        for name, start in starts.items()
+        for lr in grid
+    }
     named = {f"{name} @ {lr}": start for (name, lr), start in runs.items()}
-    results = learning_curves(named, vocab_size, train_set, dev_set, dev_set, [size], [seed], dim=dim, progress=False)
+    results = learning_curves(
+        named,
+        vocab_size,
+        train_set,
+        dev_set,
+        dev_set,
+        [size],
+        [seed],
+        dim=dim,
+        progress=False,
+    )
     results["start"], results["lr"] = [name for name, _ in runs], [lr for _, lr in runs]
     table = results.pivot(index="start", columns="lr", values="dev accuracy")
     return table.loc[list(starts)]
@@ -209,8 +239,16 @@ def time_to_reach(results: pd.DataFrame, targets: Mapping[int, float]) -> pd.Dat
         curve = np.asarray(run[results.columns.get_loc("dev accuracy by epoch")])
         reached = np.flatnonzero(curve >= targets[run.size])
         epoch = float(reached[0] + 1) if len(reached) else float("nan")
-        rows.append({"start": run.start, "size": run.size, "seed": run.seed, "target": targets[run.size],
-                     "epochs to target": epoch, "seconds to target": epoch * run.seconds / run.epochs})
+        rows.append(
+            {
+                "start": run.start,
+                "size": run.size,
+                "seed": run.seed,
+                "target": targets[run.size],
+                "epochs to target": epoch,
+                "seconds to target": epoch * run.seconds / run.epochs,
+            }
+        )
     return pd.DataFrame(rows)
 
 
