@@ -8,9 +8,9 @@ Two parts, each printed as a table (and the second plotted into bench/out/word2v
    ours, ...) so that a busy spell of the shared machine hits both alike; words/s is corpus words x epochs /
    training seconds (building the vocabulary is not timed, as in gensim's `train`). The table gives the median of
    the repeats and the ratio of the medians (ours / gensim), with both benchmarks' Spearman rho (mean of the runs).
-2. Cost as the work grows: our training time and the peak memory it adds, at 0.5M, 1M and 2M words of text (the
-   first documents of the corpus) and at vocabularies of about 10k, 20k and 50k words (`min_count` chosen to give
-   the size; the news text has 53.8k distinct words, so 50k means min_count 1, all of them).
+2. Cost as the work grows: our training time and the peak memory it adds (each case in a fresh process), at 0.5M,
+   1M and 2M words of text (the first documents of the corpus) and at vocabularies of about 10k, 20k and 50k words
+   (`min_count` chosen to give the size; the news text has 53.8k distinct words, so 50k means min_count 1, all).
 
 The machine is shared: numbers move from run to run; read the medians and the ratios, not single runs.
 `python bench/bench_word2vec.py --help`; the full run takes tens of minutes on 2 idle cores.
@@ -19,18 +19,25 @@ The machine is shared: numbers move from run to run; read the medians and the ra
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.pretraining import Word2VecConfig, news_corpus, train_gensim_word2vec, train_word2vec  # noqa: E402
-from utils.reproducibility import seed_everything  # noqa: E402
-from utils.similarity import Table, word_similarity_benchmarks  # noqa: E402
+from utils.pretraining import (
+    Word2VecConfig,
+    news_corpus,
+    train_gensim_word2vec,
+    train_word2vec,
+)
+from utils.reproducibility import seed_everything
+from utils.similarity import Table, word_similarity_benchmarks
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -72,16 +79,22 @@ def speed_and_quality(documents: list[list[str]], config: Word2VecConfig, thread
     return pd.DataFrame(rows)
 
 
-def _peak_memory_during(run) -> tuple[object, float]:
-    """Run `run()` and return its result and the peak resident memory it added, in MB (Linux: VmHWM reset first)."""
-    def status(field: str) -> float:
-        line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
-        return int(line.split()[1]) / 1024
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
+    return int(line.split()[1]) / 1024
 
-    Path("/proc/self/clear_refs").write_text("5")  # resets the peak (VmHWM) to the current resident size
-    before = status("VmRSS:")
-    result = run()
-    return result, status("VmHWM:") - before
+
+def _train_and_measure(words: int, min_count: int, config: Word2VecConfig) -> dict:
+    """In a fresh process: train on the first `words` words of the news; the time and the peak memory training added."""
+    docs = prefix(news_corpus(), words)
+    run_config = Word2VecConfig(**{**config.__dict__, "min_count": min_count})
+    before = _status_mb("VmRSS:")
+    embeddings, stats = train_word2vec(docs, run_config, progress=False)
+    return {
+        "corpus words": sum(map(len, docs)), "min_count": min_count, "vocabulary": len(embeddings.vocab),
+        "train s": stats.seconds, "words/s": stats.words_per_second, "peak MB added": _status_mb("VmHWM:") - before,
+    }
 
 
 def min_count_for(documents: list[list[str]], size: int) -> int:
@@ -102,19 +115,19 @@ def prefix(documents: list[list[str]], words: int) -> list[list[str]]:
 
 
 def cost_as_work_grows(documents: list[list[str]], config: Word2VecConfig, sizes: list[int], vocabularies: list[int]) -> pd.DataFrame:
-    """Our training time and added peak memory, growing the text (at `config.min_count`), then the vocabulary."""
-    cases = [("words", prefix(documents, n), config.min_count) for n in sizes]
-    cases += [("vocabulary", documents, min_count_for(documents, size)) for size in vocabularies]
+    """Our training time and added peak memory, growing the text (at `config.min_count`), then the vocabulary.
+
+    Each case runs in a fresh process, so that its peak memory is its own and not what earlier runs left behind.
+    """
+    total = sum(map(len, documents))
+    cases = [("words", n, config.min_count) for n in sizes] + [("vocabulary", total, min_count_for(documents, v)) for v in vocabularies]
     rows = []
-    for varied, docs, min_count in cases:
-        run_config = Word2VecConfig(**{**config.__dict__, "min_count": min_count})
-        (embeddings, stats), memory = _peak_memory_during(lambda: train_word2vec(docs, run_config, progress=False))
-        rows.append({
-            "varied": varied, "corpus words": sum(map(len, docs)), "min_count": min_count, "vocabulary": len(embeddings.vocab),
-            "train s": stats.seconds, "words/s": stats.words_per_second, "peak MB added": memory,
-            "s per M words": stats.seconds / (config.epochs * sum(map(len, docs)) / 1e6),
-        })
-        print(f"  {rows[-1]}", flush=True)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
+        for varied, words, min_count in cases:
+            row = {"varied": varied} | pool.submit(_train_and_measure, words, min_count, config).result()
+            row["s per M words"] = row["train s"] / (config.epochs * row["corpus words"] / 1e6)
+            rows.append(row)
+            print(f"  {row}", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -174,9 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     documents = news_corpus()
     speed_docs = documents[: round(len(documents) * args.fraction)]
-    fmt = lambda x: f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"  # noqa: E731
+    fmt = lambda x: f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
     if not args.skip_speed:
-        print(f"speed and quality: {len(speed_docs):,} news articles, {sum(map(len, speed_docs)):,} words; {config}; "
+        print(f"speed and quality: {len(speed_docs):,} news articles, {sum(map(len, speed_docs)):,} words; {config} "
+              "(threads as in the rows); "
               f"{args.repeats} interleaved runs each (seeds {args.seed}..{args.seed + args.repeats - 1})", flush=True)
         table = speed_and_quality(speed_docs, config, args.threads, args.repeats)
         print(table.to_string(index=False, float_format=fmt))

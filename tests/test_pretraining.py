@@ -8,11 +8,11 @@ import torch
 
 from utils import pretraining
 from utils.pretraining import (
-    _sgns_gradients,
     Embeddings,
     SkipGram,
     Windows,
     Word2VecConfig,
+    _sgns_gradients,
     encode_corpus,
     keep_probabilities,
     load_embeddings,

@@ -5,14 +5,24 @@ drawn at random (Mikolov et al., 2013). The recipe follows the reference C code 
 subsampled, each centre word gets a random window of 1..`window` words on each side, negatives are drawn from the
 unigram distribution raised to 0.75, and the learning rate falls linearly to `min_lr`.
 
-Speed comes from three choices. (1) Text is processed in chunks whose (centre, context) pairs are built with NumPy
-array operations, never a Python loop over words. (2) Noise words are shared: pWord2Vec (Ji et al., 2016) shares the
-`negatives` noise words of a centre among all the context words of its window; we share one draw among a block of
-`share_noise` windows, so the noise scores of a block are one matrix product (contexts x dim) @ (dim x negatives),
-batched over blocks with `bmm`. Every (centre, context) pair still meets exactly `negatives` noise words drawn from
-the smoothed unigram distribution. (3) Gradients are written by hand and added into the two tables with `index_add_`:
-no autograd graph, no optimiser.
-With `threads=2`, two workers update the shared tables without locks (Hogwild!), as gensim's workers do.
+Speed comes from doing many updates at once. The text is cut into batches of `chunk_words` words whose windows are
+built with NumPy and grouped by size; the gradients are written by hand (`_sgns_gradients`, the one function behind
+both `sgns_loss_and_gradients` and every training step) and added into the two tables with `index_add_`.
+
+What still departs from word2vec's one-pair-at-a-time update, and why:
+- Noise words are shared within a window (as in pWord2Vec, Ji et al., 2016): the 2w context words of a centre use
+  the same k noise words, so a window is one small matrix product. Each pair still meets k words drawn from the
+  smoothed unigram distribution; they are only correlated between the pairs of one window.
+- A batch's updates are computed from the same tables and then added up, not applied one by one. Batches are kept
+  small (2,000 words) so that few rows occur in one many times.
+- A row budget: no row moves further than `max_row_step` times its mean gradient in one step (`_cap_scale`). Without
+  it a word repeated many times in one batch takes a many-times step and the vectors can overshoot and blow up. At
+  the default (128 pair gradients at the starting learning rate) it binds only for the most frequent words early
+  in training; `bench/bench_word2vec.py` measures the quality against gensim's with all three in place.
+With `threads=2`, two workers update the shared tables without locks (Hogwild!), as gensim's workers do. Two steps
+computed from the same tables both land, which is a double step: that is what made two-thread training diverge on
+a small vocabulary, where every row is in every batch. The workers therefore share the row budget, and a step that
+other steps overtook while it computed (a stalled thread) shares it wider; no lock is needed.
 """
 
 from __future__ import annotations
@@ -47,8 +57,8 @@ class Embeddings(NamedTuple):
 class Word2VecConfig:
     """The settings of a skip-gram run, named as in gensim (`dim` is gensim's `vector_size`).
 
-    Two are ours: `chunk_words`, the tokens of text whose pairs make one batch of updates, and `max_row_step`, the
-    largest total learning rate one row may take in one batch (see `_cap_scale`).
+    Two are ours: `chunk_words`, the words of text whose pairs make one batch of updates, and `max_row_step`, how
+    far one row may move in one step, in multiples of its mean gradient (see `_cap_scale`), shared by the threads.
     """
 
     dim: int = 100
