@@ -82,7 +82,8 @@ def test_solve_matches_a_brute_force_reference_and_excludes_question_words(
 def test_uncovered_questions_are_not_answered_and_coverage_is_reported() -> None:
     questions = pd.DataFrame(
         {"category": ["x", "x", "y"], "section": ["semantic", "semantic", "syntactic"],
-         "a": ["w0", "w0", "w3"], "b": ["w1", "nope", "w4"], "c": ["w2", "w2", "w5"], "d": ["w9", "w9", "w6"]}
+         "a": ["w0", "w0", "w3"], "b": ["w1", "nope", "w4"],
+         "c": ["w2", "w2", "w5"], "d": ["w9", "w9", "w6"]}
     )  # fmt: skip
     result = solve_analogies(TABLE, questions)
     assert result["covered"].tolist() == [True, False, True]

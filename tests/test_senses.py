@@ -1,4 +1,5 @@
-"""Senses: occurrence vectors are means of context vectors; typical words per cluster."""
+"""Senses: occurrence vectors are means of context vectors; typical words per cluster.
+"""
 
 from __future__ import annotations
 

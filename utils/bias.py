@@ -53,7 +53,9 @@ WEAT_TESTS: dict[str, dict[str, list[str]]] = {
         "B": "home parents children family cousins marriage wedding relatives".split(),
     },
     "math vs arts / male vs female terms": {
-        "X": "math algebra geometry calculus equations computation numbers addition".split(),
+        "X": (
+            "math algebra geometry calculus equations computation numbers addition"
+        ).split(),
         "Y": "poetry art dance literature novel symphony drama sculpture".split(),
         "A": "male man boy brother he him his son".split(),
         "B": "female woman girl sister she her hers daughter".split(),

@@ -1,8 +1,9 @@
-"""One vector per word form: telling the uses of an ambiguous word apart by their contexts.
+"""One vector per word form: telling the uses of an ambiguous word apart by their
+contexts.
 
 A word vector mixes all the senses of a word form. Representing each *occurrence* by the
-mean of the (unit) vectors of the words around it, and clustering those occurrences, is a
-training-free miniature of what contextual embeddings do with a deep network.
+mean of the (unit) vectors of the words around it, and clustering those occurrences, is
+a training-free miniature of what contextual embeddings do with a deep network.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ def occurrence_contexts(
     window: int = 6,
     skip: Collection[str] = (),
 ) -> tuple[np.ndarray, list[list[str]]]:
-    """One unit vector per occurrence of `target`: the mean of its neighbours' unit vectors.
+    """One unit vector per occurrence of `target`: the mean of its neighbours' unit
+    vectors.
 
-    Neighbours are the words within `window` positions that the table knows, minus `skip`
-    (e.g. the most frequent words, which say little about the sense). Returns the vectors
-    and, per occurrence, the context words used; occurrences without any are left out.
+    Neighbours are the words within `window` positions that the table knows, minus
+    `skip` (e.g. the most frequent words, which say little about the sense). Returns the
+    vectors and, per occurrence, the context words used; occurrences without any are
+    left out.
     """
     vectors = as_word_vectors(table)
     unit = vectors.vectors / np.maximum(
@@ -52,7 +55,8 @@ def occurrence_contexts(
 def typical_context_words(
     bags: Sequence[Sequence[str]], clusters: np.ndarray, k: int = 12, min_count: int = 3
 ) -> pd.DataFrame:
-    """Per cluster, the `k` context words most concentrated in it (its share of a word's uses).
+    """Per cluster, the `k` context words most concentrated in it (its share of a word's
+    uses).
 
     Words seen fewer than `min_count` times in all contexts are left out; ties go to the
     more frequent word. One column per cluster, named with its number of occurrences.
