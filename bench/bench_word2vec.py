@@ -93,7 +93,8 @@ def _train_and_measure(words: int, min_count: int, config: Word2VecConfig) -> di
     embeddings, stats = train_word2vec(docs, run_config, progress=False)
     return {
         "corpus words": sum(map(len, docs)), "min_count": min_count, "vocabulary": len(embeddings.vocab),
-        "train s": stats.seconds, "words/s": stats.words_per_second, "peak MB added": _status_mb("VmHWM:") - before,
+        "pairs (M)": stats.pairs / 1e6, "train s": stats.seconds, "words/s": stats.words_per_second,
+        "peak MB added": _status_mb("VmHWM:") - before,
     }
 
 
@@ -139,7 +140,8 @@ def plot_cost(table: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, varied, x, label in ((axes[0], "words", "corpus words", "corpus words (millions)"), (axes[1], "vocabulary", "vocabulary", "vocabulary (thousands of words)")):
+    panels = (("words", "corpus words", "corpus words (millions)", "text"), ("vocabulary", "vocabulary", "vocabulary (thousands of words)", "vocabulary"))
+    for ax, (varied, x, label, what) in zip(axes, panels):
         part = table[table["varied"] == varied].sort_values(x)
         scale = 1e6 if varied == "words" else 1e3
         ax.plot(part[x] / scale, part["train s"], "o-", label="training seconds")
@@ -151,7 +153,7 @@ def plot_cost(table: pd.DataFrame, path: Path) -> None:
         twin.plot(part[x] / scale, part["peak MB added"], "s--", color="tab:orange", label="peak MB added")
         twin.set_ylabel("peak memory added (MB)")
         twin.set_ylim(bottom=0)
-        ax.set_title(f"our word2vec as the {varied} grows")
+        ax.set_title(f"our word2vec as the {what} grows")
         handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
         ax.legend(handles, ["training seconds", "peak MB added"], loc="upper left")
     fig.tight_layout()
