@@ -8,9 +8,10 @@ Two parts, each printed as a table (and the second plotted into bench/out/word2v
    ours, ...) so that a busy spell of the shared machine hits both alike; words/s is corpus words x epochs /
    training seconds (building the vocabulary is not timed, as in gensim's `train`). The table gives the median of
    the repeats and the ratio of the medians (ours / gensim), with both benchmarks' Spearman rho (mean of the runs).
-2. Cost as the work grows: our training time and the peak memory it adds (each case in a fresh process), at 0.5M,
-   1M and 2M words of text (the first documents of the corpus) and at vocabularies of about 10k, 20k and 50k words
-   (`min_count` chosen to give the size; the news text has 53.8k distinct words, so 50k means min_count 1, all).
+2. Cost as the work grows: our training time (median of interleaved rounds) and the peak memory it adds (each run a
+   fresh process), at 0.5M, 1M and 2M words of text (the first documents of the corpus) and at vocabularies of
+   about 10k, 20k and 50k words (`min_count` chosen to give the size; the news text has 53.8k distinct words, so
+   50k means min_count 1, all of them).
 
 The machine is shared: numbers move from run to run; read the medians and the ratios, not single runs.
 `python bench/bench_word2vec.py --help`; the full run takes tens of minutes on 2 idle cores.
@@ -115,20 +116,30 @@ def prefix(documents: list[list[str]], words: int) -> list[list[str]]:
     return taken
 
 
-def cost_as_work_grows(documents: list[list[str]], config: Word2VecConfig, sizes: list[int], vocabularies: list[int]) -> pd.DataFrame:
+def cost_as_work_grows(
+    documents: list[list[str]], config: Word2VecConfig, sizes: list[int], vocabularies: list[int], repeats: int
+) -> pd.DataFrame:
     """Our training time and added peak memory, growing the text (at `config.min_count`), then the vocabulary.
 
-    Each case runs in a fresh process, so that its peak memory is its own and not what earlier runs left behind.
+    Each run is a fresh process, so that its peak memory is its own and not what earlier runs left behind; the
+    cases take turns, `repeats` rounds, and the table keeps each case's median time and largest memory.
     """
     total = sum(map(len, documents))
     cases = [("words", n, config.min_count) for n in sizes] + [("vocabulary", total, min_count_for(documents, v)) for v in vocabularies]
-    rows = []
+    runs: dict[int, list[dict]] = {i: [] for i in range(len(cases))}
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1) as pool:
-        for varied, words, min_count in cases:
-            row = {"varied": varied} | pool.submit(_train_and_measure, words, min_count, config).result()
-            row["s per M words"] = row["train s"] / (config.epochs * row["corpus words"] / 1e6)
-            rows.append(row)
-            print(f"  {row}", flush=True)
+        for repeat in range(repeats):
+            for i, (varied, words, min_count) in enumerate(cases):
+                runs[i].append(pool.submit(_train_and_measure, words, min_count, config).result())
+                print(f"  round {repeat + 1}, {varied}: {runs[i][-1]}", flush=True)
+    rows = []
+    for i, (varied, _, _) in enumerate(cases):
+        row = {"varied": varied} | runs[i][0]
+        row["train s"] = statistics.median(r["train s"] for r in runs[i])
+        row["words/s"] = config.epochs * row["corpus words"] / row["train s"]
+        row["peak MB added"] = max(r["peak MB added"] for r in runs[i])
+        row["s per M words"] = row["train s"] / (config.epochs * row["corpus words"] / 1e6)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -176,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per implementation and thread count")
     parser.add_argument("--fraction", type=float, default=1.0, help="train on this share of the corpus (speed part)")
     parser.add_argument("--cost-epochs", type=int, default=1, help="epochs for the cost part")
+    parser.add_argument("--cost-repeats", type=int, default=3, help="interleaved rounds of the cost part (median time)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[500_000, 1_000_000, 2_000_000], help="corpus words")
     parser.add_argument("--vocabularies", type=int, nargs="*", default=[10_000, 20_000, 50_000], help="vocabulary sizes")
     parser.add_argument("--skip-speed", action="store_true")
@@ -201,8 +213,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"ours / gensim, median words/s at {n} thread(s): {ratio:.2f}x")
     if not args.skip_cost:
         cost_config = Word2VecConfig(**{**config.__dict__, "epochs": args.cost_epochs, "threads": args.threads[0]})
-        print(f"\ncost as the work grows (ours, {cost_config.threads} thread(s), {cost_config.epochs} epoch(s)):", flush=True)
-        cost = cost_as_work_grows(documents, cost_config, args.sizes, args.vocabularies)
+        print(f"\ncost as the work grows (ours, {cost_config.threads} thread(s), {cost_config.epochs} epoch(s), "
+              f"median of {args.cost_repeats} interleaved rounds):", flush=True)
+        cost = cost_as_work_grows(documents, cost_config, args.sizes, args.vocabularies, args.cost_repeats)
         print(cost.to_string(index=False, float_format=fmt))
         plot_cost(cost, OUT / "word2vec_cost.png")
         print(f"plot: {OUT / 'word2vec_cost.png'}")
