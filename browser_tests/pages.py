@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response, Route
 
@@ -193,13 +194,19 @@ def contrast(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 
 
 def figure_pixels(image: Image.Image, box: dict) -> FigurePixels:
-    """Sample a figure's pixels in a full-page screenshot: its dominant colour and its share of contrasting ink."""
+    """Sample a figure's pixels in a full-page screenshot: its dominant colour and its share of contrasting ink
+    (pixels whose WCAG contrast with the dominant colour is at least 2)."""
     crop = image.crop((round(box["x"]), round(box["y"]), round(box["x"] + box["width"]), round(box["y"] + box["height"])))
-    crop = crop.convert("RGB").resize((max(1, crop.width // 2), max(1, crop.height // 2)), Image.Resampling.NEAREST)
-    colours = crop.getcolors(crop.width * crop.height)
-    dominant = max(colours)[1]
-    ink = sum(count for count, colour in colours if contrast(colour, dominant) >= 2.0)
-    return FigurePixels(box["id"], dominant, ink / (crop.width * crop.height))
+    pixels = np.asarray(crop.convert("RGB"))[::2, ::2].reshape(-1, 3)
+    levels = pixels.astype(np.int64) // 8  # 32 levels a channel: JPEG's noise does not split a colour
+    code = np.bincount((levels[:, 0] << 10) | (levels[:, 1] << 5) | levels[:, 2], minlength=1 << 15).argmax()
+    dominant = (int(code >> 10) * 8 + 4, int(code >> 5 & 31) * 8 + 4, int(code & 31) * 8 + 4)
+    channels = pixels / 255
+    linear = np.where(channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    lum = linear @ np.array([0.2126, 0.7152, 0.0722])
+    base = luminance(dominant)
+    ratio = (np.maximum(lum, base) + 0.05) / (np.minimum(lum, base) + 0.05)
+    return FigurePixels(box["id"], dominant, float((ratio >= 2.0).mean()))
 
 
 def redirect_target(html: str) -> str | None:
@@ -330,7 +337,8 @@ def visit_page(context: BrowserContext, base_url: str, path: str, device: str) -
 
 
 class _Heading(HTMLParser):
-    """Collects the text of a page's first <h1> and of the first paragraph after it (without the '#' link)."""
+    """Collects the text of a page's first <h1> and of the first paragraph of prose after it (eight words or more:
+    not the title of a note), without the '#' links."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -351,6 +359,8 @@ class _Heading(HTMLParser):
         if tag == "a" and self._skip:
             self._skip -= 1
         elif (tag, self._inside) in (("h1", "title"), ("p", "paragraph")):
+            if self._inside == "paragraph" and len(self.paragraph.split()) < 8:
+                self.paragraph = ""
             self._inside = None
 
     def handle_data(self, data: str) -> None:

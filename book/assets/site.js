@@ -13,9 +13,13 @@
     document.querySelectorAll("button.search-button-field[aria-label]").forEach(function (button) {
       if (button.textContent.trim()) button.removeAttribute("aria-label");
     });
-    document.querySelectorAll(".theme-switch-button i, .search-button-field i").forEach(function (icon) {
+    // Font Awesome may already have replaced an <i> by an <svg> that carries the title as a <title> element.
+    var icons = ".theme-switch-button i, .theme-switch-button svg, .search-button-field i, .search-button-field svg";
+    document.querySelectorAll(icons).forEach(function (icon) {
       icon.setAttribute("aria-hidden", "true");
       icon.removeAttribute("title");
+      icon.removeAttribute("aria-labelledby");
+      icon.querySelectorAll("title").forEach(function (title) { title.remove(); });
     });
     // The sidebar (the book's title and its table of contents) is a region of its own, so that nothing on the
     // page is outside a landmark.
@@ -55,6 +59,7 @@
       mutations.forEach(function (mutation) {
         mutation.addedNodes.forEach(function (node) {
           if (node.nodeType !== 1) return;
+          if (node.closest(".theme-switch-button, .search-button-field")) repairTheme();  // icons drawn late
           if (node.matches(".noUi-handle[role=slider]")) repairSlider(node);
           if (node.matches(".plotly-graph-div")) repairPlot(node);
           repair(node);
