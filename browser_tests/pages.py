@@ -135,13 +135,18 @@ async (mode) => {
 }
 """
 
-# axe-core (vendored by scripts/vendor_assets.py): the WCAG 2.1 A and AA rules and the best practices. In dark mode
-# only the colour contrast is checked again: the other rules do not depend on the colours.
+# axe-core (vendored by scripts/vendor_assets.py): the WCAG 2.1 A and AA rules and the best practices, on every page
+# at both sizes. Colour contrast, the slowest rule, is checked at desktop size in both colour modes: the colours are
+# the same on a phone, so there it is left out, as are the other rules in dark mode (they do not depend on colours).
 AXE_JS = ROOT / "browser_tests" / "vendor" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+AXE_RUNS = {  # (device, mode) -> axe.run options; no entry: axe does not run
+    ("desktop", "light"): {"runOnly": {"type": "tag", "values": AXE_TAGS}},
+    ("phone", "light"): {"runOnly": {"type": "tag", "values": AXE_TAGS}, "rules": {"color-contrast": {"enabled": False}}},
+    ("desktop", "dark"): {"runOnly": {"type": "rule", "values": ["color-contrast"]}},
+}
 AXE_RUN_JS = """
-async (rules) => {
-  const options = rules ? {runOnly: {type: "rule", values: rules}} : {runOnly: {type: "tag",
-    values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}};
+async (options) => {
   const result = await axe.run(document, {...options, resultTypes: ["violations"]});
   return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5), count: v.nodes.length}));
@@ -262,9 +267,8 @@ def new_context(browser: Browser, device: str) -> BrowserContext:
     return context
 
 
-def look_in_mode(page: Page, visit: Visit, mode: str, axe_rules: list[str] | None) -> None:
-    """Screenshot the page, run axe on it (all rules, or `axe_rules`; none if empty) and sample its figures'
-    pixels, in the colour mode it is in now."""
+def look_in_mode(page: Page, visit: Visit, mode: str) -> None:
+    """Screenshot the page, run axe on it (AXE_RUNS) and sample its figures' pixels, in the colour mode it is in."""
     page.wait_for_load_state("networkidle")
     visit.background[mode] = page.evaluate(PAGE_BACKGROUND_JS)
     shot = screenshot_path(visit.path, visit.device, mode)
@@ -280,7 +284,8 @@ def look_in_mode(page: Page, visit: Visit, mode: str, axe_rules: list[str] | Non
         if box["y"] + box["height"] <= image.height:
             figures.append(figure_pixels(image, box))
     visit.figures[mode] = figures
-    visit.axe[mode] = page.evaluate(AXE_RUN_JS, axe_rules) if axe_rules != [] else []
+    options = AXE_RUNS.get((visit.device, mode))
+    visit.axe[mode] = page.evaluate(AXE_RUN_JS, options) if options else []
 
 
 @functools.cache
@@ -322,10 +327,9 @@ def visit_page(context: BrowserContext, base_url: str, path: str, device: str) -
         page.goto(base_url + path, wait_until="load")
         visit.report = page.evaluate(INSPECT_JS)
         page.add_script_tag(content=_axe_source())
-        look_in_mode(page, visit, "light", None)
+        look_in_mode(page, visit, "light")
         visit.mode_reached = page.evaluate(SWITCH_MODE_JS, "dark")
-        # The colours are the same at both sizes: dark mode's contrast is checked once, at desktop size.
-        look_in_mode(page, visit, "dark", ["color-contrast"] if device == "desktop" else [])
+        look_in_mode(page, visit, "dark")
         visit.screenshot = visit.screenshots["light"]
         if device == "desktop" and path in toc_documents():  # print it now: cheaper than loading it once more
             page.evaluate(SWITCH_MODE_JS, "light")
