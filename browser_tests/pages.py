@@ -258,12 +258,16 @@ def screenshot_path(path: str, device: str, mode: str = "light") -> Path:
 
 
 def new_context(browser: Browser, device: str) -> BrowserContext:
-    """A browser context (its own profile and cache) with the viewport of `device`; every page opens in light mode."""
+    """A browser context (its own profile and cache) with the viewport of `device`, on a system in light mode.
+
+    Every page opens as on a first visit, in the site's default mode ("auto", so light): the colour mode chosen
+    on one page is forgotten before the next.
+    """
     phone = device == "phone"
     context = browser.new_context(
         viewport=VIEWPORTS[device], is_mobile=phone, has_touch=phone, service_workers="block", color_scheme="light"
     )
-    context.add_init_script("localStorage.setItem('mode', 'light'); localStorage.setItem('theme', 'light');")
+    context.add_init_script("try { localStorage.removeItem('mode'); localStorage.removeItem('theme'); } catch (e) {}")
     return context
 
 

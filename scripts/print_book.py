@@ -70,7 +70,7 @@ def toc_documents(toc_file: Path = ROOT / "_toc.yml") -> list[str]:
 def print_context(browser: Browser, base_url: str) -> BrowserContext:
     """A light-mode browser context that can reach nothing but `base_url`."""
     context = browser.new_context(viewport=PRINT_VIEWPORT, color_scheme="light", service_workers="block")
-    context.add_init_script("localStorage.setItem('mode', 'light'); localStorage.setItem('theme', 'light');")
+    context.add_init_script("try { localStorage.setItem('mode', 'light'); localStorage.setItem('theme', 'light'); } catch (e) {}")
     context.route(re.compile("^(?!" + re.escape(base_url) + ")"), lambda route: route.abort("blockedbyclient"))
     return context
 
