@@ -6,13 +6,16 @@ reader without a live kernel can call the function directly.
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from collections.abc import Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import HTML, display
 
 from utils.models import BagOfWords, token_contributions
 from utils.plots import plot_bars
@@ -71,6 +74,14 @@ def explain_text(text: str, model: BagOfWords, vocab: Vocab, classes: Sequence[s
     return table, pd.Series(torch.softmax(scores, dim=-1).numpy(), index=list(classes), name="probability")
 
 
+def figure_img(figure: plt.Figure, alt: str) -> str:
+    """A figure as an HTML <img> with alt text (an Output widget would otherwise save it without one)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
 def review_widget(model: BagOfWords, vocab: Vocab, classes: Sequence[str], value: str = "A gem of a movie, funny and moving.") -> widgets.VBox:
     """A text box: type a review and see the predicted class and each word's push towards a class, as bars."""
     box = widgets.Textarea(value=value, description="Review:", layout=widgets.Layout(width="90%", height="60px"))
@@ -87,7 +98,8 @@ def review_widget(model: BagOfWords, vocab: Vocab, classes: Sequence[str], value
             column = table.columns[-1] if len(classes) == 2 else probability.idxmax()
             bars = pd.Series(table[column].to_numpy(), index=[f"{t} → {m}" if t != m else t for t, m in zip(table["token"], table["maps to"])])
             ax = plot_bars(bars, title="What each token adds to the score", xlabel=f"contribution ({column})")
-            display(ax.figure)
+            alt = f"Bar chart of how much each token of the review adds to the score of {column}"
+            display(HTML(figure_img(ax.figure, alt)))
             plt.close(ax.figure)
 
     box.observe(show, names="value")
