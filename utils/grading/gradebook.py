@@ -122,7 +122,7 @@ class Gradebook:
         self.sandbox = sandbox
         self.signer = CacheSigner(out)
         self.stop = threading.Event()
-        self.server_lock, self._server, self._library = threading.Lock(), None, None
+        self.server_lock, self._server = threading.Lock(), None
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options), "sandbox": sandbox,
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
@@ -146,9 +146,7 @@ class Gradebook:
             if cached is not None:  # a forged or edited entry is graded again
                 return cached, True
         try:
-            server = self.server(scratch)  # first: it prepares the library copy that the job options name
-            job = job_options(self.options, self._library, self.sandbox)
-            result = grade_notebook(self.lab, data, server, job, self.options, self.stop.is_set)
+            result = grade_notebook(self.lab, data, self.server(scratch), self.options, self.stop.is_set)
         except Interrupted:
             raise
         except Exception as error:  # one broken submission or kernel must not stop the others
@@ -161,9 +159,9 @@ class Gradebook:
         """The lab's harness server, started on first use (a run that finds everything cached starts none)."""
         with self.server_lock:
             if self._server is None:
-                if self._library is None:
-                    self._library = prepare_library(scratch / "library")
-                self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch)
+                library = prepare_library(scratch / "library")
+                options = job_options(self.options, library, self.sandbox)
+                self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch, options, self.jobs)
             return self._server
 
     def _failure(self, message: str, status: str) -> dict[str, Any]:

@@ -118,7 +118,7 @@ def time_limit(lab: Lab, options: Options) -> float:
     return options.timeout * cells * (2 + options.max_restarts) + 120
 
 
-def grade_notebook(lab: Lab, data: bytes, server: HarnessServer, job_options: dict[str, Any], options: Options,
+def grade_notebook(lab: Lab, data: bytes, server: HarnessServer, options: Options,
                    should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Grade one submission's bytes; returns the result (questions, written answers, cell records, status)."""
     start = time.monotonic()
@@ -130,7 +130,7 @@ def grade_notebook(lab: Lab, data: bytes, server: HarnessServer, job_options: di
                 "questions": questions, "cells": [], "seconds": round(time.monotonic() - start, 3)}
     answers = student_answers(lab, notebook)
     try:
-        ran = server.run(answers, job_options, time_limit(lab, options), should_stop)
+        ran = server.run(answers, time_limit(lab, options), should_stop)
     except ServerError as error:
         raise GraderError(str(error)) from None
     records, stopped = ran["records"], ran["stopped"]

@@ -8,7 +8,9 @@ process, and nothing the student's code does there (patched comparisons, hooks, 
 how a test runs here: a test passes when its code runs to its end in this process.
 
 `serve` is a small fork server: it runs the lab's first setup cells once, then forks a fresh child per
-submission, so every submission starts from the same trusted state without paying for the setup again.
+submission, so every submission starts from the same trusted state without paying for the setup again. Children
+are forked ahead of their job and start their sandbox and run the lab's setup cells in it while the previous
+submission is graded: no student code has run in that sandbox yet, so warming it up early is safe.
 """
 
 from __future__ import annotations
@@ -433,14 +435,16 @@ def new_namespace() -> dict[str, Any]:
 class LabRun:
     """Grades one submission: the worker runs setup and answer cells, this process runs the tests."""
 
-    def __init__(self, lab: Lab, answers: dict[int, str | None], options: JobOptions, namespace: dict[str, Any],
-                 prefix: int) -> None:
-        self.lab, self.answers, self.options = lab, answers, options
+    def __init__(self, lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int) -> None:
+        self.lab, self.options = lab, options
         self.namespace, self.prefix = namespace, prefix
+        self.answers: dict[int, str | None] = {}
         self.student = StudentProcess(options)
         self.replay: list[str] = []
         self.restarts = 0
         self.answer_names: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.stopped = False
 
     def run_worker(self, source: str) -> Outcome:
         """Run a cell in the student's process; keep it for replay if it succeeded."""
@@ -494,32 +498,41 @@ class LabRun:
             else:
                 return
 
-    def run(self) -> tuple[list[dict[str, Any]], bool]:
-        """Every cell in order; returns one record per cell and whether the restart limit stopped the run."""
-        lab, records, stopped = self.lab, [], False
+    def warm(self) -> None:
+        """Start the student's process and run the lab's setup cells in it: no answer is needed for that yet."""
         self.student.start()
+        self.run_cells(range(self.prefix))
+
+    def finish(self, answers: dict[int, str | None]) -> tuple[list[dict[str, Any]], bool]:
+        """Run the answer, test and remaining cells; one record per cell, and whether the restart limit stopped it."""
+        self.answers = answers
         try:
-            for index, (cell, kind) in enumerate(zip(lab.cells, lab.kinds)):
-                record = {"index": index, "id": cell.get("id"), "kind": kind}
-                if cell.get("cell_type") != "code":
-                    records.append(record | {"status": "not-run"})
-                    continue
-                if stopped:
-                    records.append(record | {"status": "skipped"})
-                    continue
-                outcome = self.run_cell(index, cell, kind)
-                records.append(record | {"status": outcome.status, "ename": outcome.ename,
-                                         "evalue": outcome.evalue[: codec.MAX_MESSAGE_TEXT],
-                                         "seconds": round(outcome.seconds, 3), "death": outcome.death}
-                               | ({"passed": outcome.status == "ok"} if kind == "test" else {}))
-                if outcome.status in ("timeout", "died"):
-                    try:
-                        self.recover()
-                    except _TooManyRestarts:
-                        stopped = True
+            self.run_cells(range(self.prefix, len(self.lab.cells)))
         finally:
             self.student.stop()
-        return records, stopped
+        return self.records, self.stopped
+
+    def run_cells(self, indices: range) -> None:
+        """Run cells in order, recording each, restarting the student's process after a timeout or a crash."""
+        for index in indices:
+            cell, kind = self.lab.cells[index], self.lab.kinds[index]
+            record = {"index": index, "id": cell.get("id"), "kind": kind}
+            if cell.get("cell_type") != "code":
+                self.records.append(record | {"status": "not-run"})
+                continue
+            if self.stopped:
+                self.records.append(record | {"status": "skipped"})
+                continue
+            outcome = self.run_cell(index, cell, kind)
+            self.records.append(record | {"status": outcome.status, "ename": outcome.ename,
+                                          "evalue": outcome.evalue[: codec.MAX_MESSAGE_TEXT],
+                                          "seconds": round(outcome.seconds, 3), "death": outcome.death}
+                                | ({"passed": outcome.status == "ok"} if kind == "test" else {}))
+            if outcome.status in ("timeout", "died"):
+                try:
+                    self.recover()
+                except _TooManyRestarts:
+                    self.stopped = True
 
     def run_cell(self, index: int, cell: dict[str, Any], kind: str) -> Outcome:
         """One code cell: setup in both processes, answers in the student's, tests in this one."""
@@ -555,14 +568,6 @@ def run_prefix(lab: Lab) -> tuple[dict[str, Any], int]:
     return namespace, prefix
 
 
-def grade_job(lab: Lab, job: dict[str, Any], namespace: dict[str, Any], prefix: int) -> dict[str, Any]:
-    """Grade one submission's answers; the result is what the grader turns into scores."""
-    answers = {int(k): v for k, v in job["answers"].items()}
-    options = JobOptions(**job["options"])
-    records, stopped = LabRun(lab, answers, options, namespace, prefix).run()
-    return {"records": records, "stopped": stopped}
-
-
 def _write_json(path: str, data: dict[str, Any]) -> None:
     """Write a result file atomically."""
     tmp = f"{path}.tmp"
@@ -571,10 +576,12 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def serve(lab_name: str, lab_path: Path) -> None:
-    """The fork server: setup once, then one forked child per job line on stdin; events as lines on stdout."""
+def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int) -> None:
+    """The fork server: setup once, then children kept warm (`standby` of them: sandbox started, the lab's setup
+    cells run), each handed one job line from stdin; events go out as lines on stdout."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         lab = parse_lab(lab_name, lab_path)
         namespace, prefix = run_prefix(lab)
@@ -582,15 +589,33 @@ def serve(lab_name: str, lab_path: Path) -> None:
         out.write(json.dumps({"event": "failed", "error": f"{type(error).__name__}: {error}"}) + "\n")
         return
     out.write(json.dumps({"event": "ready"}) + "\n")
-    children: dict[int, int] = {}
-    stdin = sys.stdin.buffer
-    pending = b""
+    waiting: list[tuple[int, int]] = []  # (pid, write end of its job pipe), oldest (warmest) first
+    children: dict[int, int] = {}  # pid -> job number
+
+    def spawn() -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(write)
+            _child(lab, options, namespace, prefix, read)
+        os.close(read)
+        waiting.append((pid, write))
+
+    for _ in range(max(1, standby)):
+        spawn()
+    stdin, pending = sys.stdin.buffer, b""
     while True:
-        while children:
+        while True:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if pid == 0:
                 break
-            out.write(json.dumps({"event": "done", "job": children.pop(pid), "status": status}) + "\n")
+            if pid in children:
+                out.write(json.dumps({"event": "done", "job": children.pop(pid), "status": status}) + "\n")
+            else:  # a waiting child died before its job came: replace it
+                for entry in [w for w in waiting if w[0] == pid]:
+                    waiting.remove(entry)
+                    os.close(entry[1])
+                spawn()
         ready, _, _ = select.select([stdin], [], [], 0.05)
         if not ready:
             continue
@@ -601,27 +626,62 @@ def serve(lab_name: str, lab_path: Path) -> None:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             job = json.loads(line)
-            pid = os.fork()
-            if pid == 0:
-                _child(lab, job, namespace, prefix)
+            while True:
+                pid, write = waiting.pop(0)
+                spawn()
+                try:
+                    os.write(write, line + b"\n")
+                    break
+                except BrokenPipeError:  # it died just now: take the next
+                    continue
+                finally:
+                    os.close(write)
             children[pid] = job["job"]
             out.write(json.dumps({"event": "started", "job": job["job"], "pid": pid}) + "\n")
-    for pid in children:
+    for pid in [*children, *(p for p, _ in waiting)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
 
-def _child(lab: Lab, job: dict[str, Any], namespace: dict[str, Any], prefix: int) -> None:
-    """A forked child: grade, write the result file, and exit without returning to the server loop."""
-    code = 0
+def _read_job(fd: int) -> dict[str, Any] | None:
+    """The job line the server writes into a waiting child's pipe (None when the server closed it unused)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data)
+
+
+def _child(lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int, jobs: int) -> None:
+    """A forked child: warm up, wait for a job, grade it, write the result file, and exit (never returns)."""
+    code, run, warming, job = 0, None, None, None
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        result = grade_job(lab, job, namespace, prefix)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        run = LabRun(lab, options, namespace, prefix)
+        try:
+            run.warm()
+        except BaseException as error:  # reported with the job it was meant for
+            warming = error
+        job = _read_job(jobs)
+        if job is None:
+            run.student.stop()
+            os._exit(0)
+        if warming is not None:
+            raise warming
+        answers = {int(k): v for k, v in job["answers"].items()}
+        records, stopped = run.finish(answers)
+        result = {"records": records, "stopped": stopped}
     except BaseException as error:
         result, code = {"error": "".join(traceback.format_exception_only(type(error), error)).strip()[:2000]}, 1
+        if run is not None:
+            run.student.stop()
     try:
-        _write_json(job["result"], result)
+        if job is not None:
+            _write_json(job["result"], result)
     finally:
         os._exit(code)
 
@@ -633,4 +693,4 @@ def job_options(options: Any, library: Path, sandbox: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], Path(sys.argv[2]))
+    serve(sys.argv[1], Path(sys.argv[2]), JobOptions(**json.loads(sys.argv[3])), int(sys.argv[4]))

@@ -28,15 +28,18 @@ class ServerError(RuntimeError):
 
 
 class HarnessServer:
-    """Start the fork server for one lab; `run` grades one submission's answers in a fresh child."""
+    """Start the fork server for one lab (`options`: harness.JobOptions as a dict; `standby`: children kept warm);
+    `run` grades one submission's answers in a fresh child."""
 
-    def __init__(self, lab_name: str, lab_path: Path, scratch: Path) -> None:
+    def __init__(self, lab_name: str, lab_path: Path, scratch: Path, options: dict[str, Any], standby: int) -> None:
         self.scratch = scratch
         self.log = scratch / "harness.log"
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1", MPLBACKEND="Agg",
                    PYTHONHASHSEED="0")
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "utils.grading.harness", lab_name, str(lab_path)],
+            argv = [sys.executable, "-m", "utils.grading.harness", lab_name, str(lab_path), json.dumps(options),
+                    str(standby)]
+            self.process = subprocess.Popen(argv,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=scratch,
                                             env=env, start_new_session=True)
         self.lock = threading.Lock()
@@ -75,8 +78,7 @@ class HarnessServer:
                 job.setdefault("status", None)
                 job["done"].set()
 
-    def run(self, answers: dict[int, str | None], options: dict[str, Any], limit: float,
-            should_stop: Callable[[], bool]) -> dict[str, Any]:
+    def run(self, answers: dict[int, str | None], limit: float, should_stop: Callable[[], bool]) -> dict[str, Any]:
         """Grade one submission in a forked child; its result (records) or ServerError / Interrupted."""
         number = next(self.numbers)
         result = self.scratch / f"result-{number}.json"
@@ -84,7 +86,7 @@ class HarnessServer:
         with self.lock:
             self.jobs[number] = job
             line = json.dumps({"job": number, "answers": {str(k): v for k, v in answers.items()},
-                               "options": options, "result": str(result)})
+                               "result": str(result)})
             self.process.stdin.write(line.encode() + b"\n")
             self.process.stdin.flush()
         deadline = time.monotonic() + limit
