@@ -122,7 +122,7 @@ class Gradebook:
         self.sandbox = sandbox
         self.signer = CacheSigner(out)
         self.stop = threading.Event()
-        self.server_lock, self._server = threading.Lock(), None
+        self.server_lock, self._server, self.expected = threading.Lock(), None, 1
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options), "sandbox": sandbox,
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
@@ -161,7 +161,8 @@ class Gradebook:
             if self._server is None:
                 library = prepare_library(scratch / "library")
                 options = job_options(self.options, library, self.sandbox)
-                self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch, options, self.jobs)
+                self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch, options, self.jobs,
+                                             self.expected)
             return self._server
 
     def _failure(self, message: str, status: str) -> dict[str, Any]:
@@ -174,6 +175,7 @@ class Gradebook:
     def run(self, submissions: list[Submission]) -> dict[str, dict[str, Any]]:
         """Grade all submissions (in parallel), writing the outputs as results arrive; returns results by name."""
         results: dict[str, dict[str, Any]] = {}
+        self.expected = len(submissions)  # the harness server warms no more sandboxes than that
         self.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
             scratch = Path(tmp)

@@ -576,9 +576,10 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int) -> None:
+def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expected: int) -> None:
     """The fork server: setup once, then children kept warm (`standby` of them: sandbox started, the lab's setup
-    cells run), each handed one job line from stdin; events go out as lines on stdout."""
+    cells run), each handed one job line from stdin; events go out as lines on stdout. No more children are warmed
+    than the `expected` jobs still to come need."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -601,8 +602,11 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int) -> N
         os.close(read)
         waiting.append((pid, write))
 
-    for _ in range(max(1, standby)):
-        spawn()
+    def top_up() -> None:
+        while len(waiting) < min(max(1, standby), max(1, expected)):
+            spawn()
+
+    top_up()
     stdin, pending = sys.stdin.buffer, b""
     while True:
         while True:
@@ -615,7 +619,7 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int) -> N
                 for entry in [w for w in waiting if w[0] == pid]:
                     waiting.remove(entry)
                     os.close(entry[1])
-                spawn()
+                top_up()
         ready, _, _ = select.select([stdin], [], [], 0.05)
         if not ready:
             continue
@@ -626,9 +630,12 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int) -> N
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             job = json.loads(line)
+            expected -= 1
             while True:
+                if not waiting:
+                    spawn()
                 pid, write = waiting.pop(0)
-                spawn()
+                top_up()
                 try:
                     os.write(write, line + b"\n")
                     break
@@ -693,4 +700,4 @@ def job_options(options: Any, library: Path, sandbox: bool) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], Path(sys.argv[2]), JobOptions(**json.loads(sys.argv[3])), int(sys.argv[4]))
+    serve(sys.argv[1], Path(sys.argv[2]), JobOptions(**json.loads(sys.argv[3])), int(sys.argv[4]), int(sys.argv[5]))

@@ -28,17 +28,19 @@ class ServerError(RuntimeError):
 
 
 class HarnessServer:
-    """Start the fork server for one lab (`options`: harness.JobOptions as a dict; `standby`: children kept warm);
+    """Start the fork server for one lab (`options`: harness.JobOptions as a dict; `standby`: children kept warm;
+    `expected`: at most how many submissions will come);
     `run` grades one submission's answers in a fresh child."""
 
-    def __init__(self, lab_name: str, lab_path: Path, scratch: Path, options: dict[str, Any], standby: int) -> None:
+    def __init__(self, lab_name: str, lab_path: Path, scratch: Path, options: dict[str, Any], standby: int,
+                 expected: int) -> None:
         self.scratch = scratch
         self.log = scratch / "harness.log"
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TQDM_DISABLE="1", MPLBACKEND="Agg",
                    PYTHONHASHSEED="0")
         with open(self.log, "ab") as log:
             argv = [sys.executable, "-m", "utils.grading.harness", lab_name, str(lab_path), json.dumps(options),
-                    str(standby)]
+                    str(standby), str(expected)]
             self.process = subprocess.Popen(argv,
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=scratch,
                                             env=env, start_new_session=True)
