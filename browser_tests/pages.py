@@ -147,6 +147,9 @@ AXE_RUNS = {  # (device, mode) -> axe.run options; no entry: axe does not run
 }
 AXE_RUN_JS = """
 async (options) => {
+  // Colours still fading (the theme animates some after a mode switch) would be measured half-way: let them end.
+  const ended = Promise.all(document.getAnimations().map((animation) => animation.finished.catch(() => null)));
+  await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 2000))]);  // an endless one: 2 s at most
   const result = await axe.run(document, {...options, resultTypes: ["violations"]});
   return result.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
     nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5), count: v.nodes.length}));
