@@ -36,6 +36,7 @@ from typing import Any, Callable, Literal
 from utils.grading import codec
 from utils.grading.notebook import Lab, cell_source, parse_lab
 from utils.grading.release import stub_solution
+from utils.grading.sandbox import HOME, Limits, Sandbox
 
 Status = Literal["ok", "error", "timeout", "died"]
 
@@ -43,8 +44,6 @@ Status = Literal["ok", "error", "timeout", "died"]
 WORKER_SOURCE = (Path(codec.__file__).read_text(encoding="utf-8") + "\n"
                  + re.sub(r"(?m)^from __future__ import annotations$", "",
                           (Path(__file__).parent / "worker.py").read_text(encoding="utf-8")))
-#: Environment variables passed through to the student's process when set (OpenBLAS needs them on some CPUs).
-PASS_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 class StudentTimeout(BaseException):
@@ -315,16 +314,8 @@ def bound_names(source: str) -> set[str]:
 
 
 def worker_env() -> dict[str, str]:
-    """The student's process's environment: nothing of the grader's (no paths to the repository, no tokens)."""
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/student", "TMPDIR": "/home/student",
-        "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "IPYTHONDIR": "/home/student/.ipython",
-        "MPLCONFIGDIR": "/home/student/.matplotlib", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
-    }
-    env.update({k: os.environ[k] for k in PASS_THROUGH if k in os.environ})
-    return env
+    """What the worker adds to the sandbox's own environment (sandbox.sandbox_env, which the sandbox lays it over)."""
+    return {"IPYTHONDIR": f"{HOME}/.ipython", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)
@@ -352,8 +343,6 @@ class StudentProcess:
 
     def start(self) -> None:
         """Start a fresh worker in a fresh sandbox."""
-        from utils.grading.sandbox import Limits, Sandbox
-
         mine, theirs = socket.socketpair()
         limits = Limits(memory=self.options.memory, processes=self.options.processes, disk=self.options.disk,
                         output=self.options.output_limit)
