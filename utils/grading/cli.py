@@ -97,9 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         "grade", help="grade submissions of one lab into a folder of CSV files and feedback pages",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_paragraphs(
-            "Grade student notebooks of one lab. Each submission runs in its own fresh kernel, in an empty "
-            "temporary folder, with a memory limit and a per-cell time limit. Only the student's solution "
-            "cells and written answers are taken from the submission; all tests come from solutions/.",
+            "Grade student notebooks of one lab. Each submission's code runs in its own sandbox, with a memory "
+            "limit and a per-cell time limit; the tests run in a separate trusted process and reach the "
+            "student's code only through data. Only the student's solution cells and written answers are taken "
+            "from the submission; all tests come from solutions/.",
             "Writes OUT/grades.csv, OUT/summary.csv, OUT/written.csv (written answers to read), "
             "OUT/feedback/<submission>.html and a cache in OUT/.cache (unchanged submissions are not "
             "graded again). Each submission's code runs in a bubblewrap sandbox (Debian package bubblewrap): "
