@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from utils.hints import HINTS_FILE, read_hints
 from utils.grading.notebook import FAILS_UNFILLED, RAISES_EXCEPTION, LabError, cell_source, find_labs, parse_lab
 
 DEFAULT_HINT = "Replace this line with your code"
@@ -193,6 +194,18 @@ def notebook_text(notebook: dict[str, Any]) -> str:
     return nbformat.writes(nbformat.from_dict(notebook)) + "\n"
 
 
+def released_hints(folder: Path) -> str | None:
+    """The text of a lab's released hints.json (checked and normalised), or None when the lab has no hints."""
+    source = folder / HINTS_FILE
+    if not source.exists():
+        return None
+    try:
+        hints = read_hints(source)
+    except ValueError as error:
+        raise LabError(str(error)) from None
+    return json.dumps(hints, indent=1, ensure_ascii=False) + "\n"
+
+
 def release_all(solutions: Path, labs: Path, names: list[str] | None = None, check: bool = False) -> list[str]:
     """Release every lab (or `names`) from `solutions` into `labs`.
 
@@ -206,6 +219,19 @@ def release_all(solutions: Path, labs: Path, names: list[str] | None = None, che
     selected = {n: p for n, p in available.items() if names is None or n in names}
     problems, written = [], []
     for name, path in selected.items():
+        hints = released_hints(path.parent)
+        hints_target = labs / name / HINTS_FILE
+        hints_current = hints_target.read_text(encoding="utf-8") if hints_target.exists() else None
+        if check and hints != hints_current:
+            problems.append(f"{'stale' if hints_current and hints else 'missing' if hints else 'orphan'}: "
+                            f"{hints_target} differs from {path.parent / HINTS_FILE} (run `make release`)")
+        elif not check and hints != hints_current:
+            if hints is None:
+                hints_target.unlink()
+            else:
+                hints_target.parent.mkdir(parents=True, exist_ok=True)
+                hints_target.write_text(hints, encoding="utf-8")
+            written.append(str(hints_target))
         target = labs / name / f"{name}.ipynb"
         current = target.read_text(encoding="utf-8") if target.exists() else None
         # --check accepts a release made with another Python version (its only trace is language_info.version).
