@@ -9,6 +9,8 @@ still earn nothing.
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 import signal
 import subprocess
@@ -24,6 +26,7 @@ from utils.grading.release import release_all
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "solutions"
+CANVAS_ROSTER = Path(__file__).parent / "fixtures" / "lms" / "canvas-gradebook-export.csv"
 SOLUTION = json.loads((FIXTURES / "labdemo" / "labdemo.ipynb").read_text())
 FULL = {"test_square": "passed", "test_squares": "passed", "test_mean": "passed"}
 TIMEOUT = "5"
@@ -214,8 +217,9 @@ def test_each_submission_gets_the_expected_status_per_question(graded, name):
 
 
 def test_the_solution_gets_full_marks_and_its_written_answer_is_kept(graded):
-    assert graded["summary"]["solution"] == {"submission": "solution", "id": "", "score": "5.0", "max_score": "7.0",
-                                             "status": "needs-reading"}
+    assert graded["summary"]["solution"] == {"submission": "solution", "id": "", "late": "", "score": "5.0",
+                                             "max_score": "7.0", "status": "needs-reading", "message": "",
+                                             "feedback": "feedback/solution.html"}
     written = {r["submission"]: r for r in read_csv(graded["out"] / "written.csv")}
     assert written["solution"]["answer"] == "A negative number times a negative number is positive."
     assert written["released"]["answer"] == ""
@@ -289,8 +293,9 @@ def test_a_rerun_uses_the_cache_and_force_grades_again(graded, tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in caches}
     assert main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(out), "--force",
                  "--timeout", TIMEOUT, "--memory", "1G", "--quiet", str(one)]) == 0
-    assert read_csv(out / "summary.csv") == [{"submission": "solution", "id": "", "score": "5.0", "max_score": "7.0",
-                                                "status": "needs-reading"}]
+    summary = read_csv(out / "summary.csv")  # every submission graded into the folder, not only this run's
+    assert len(summary) == len(SUBMISSIONS) + 2 and read_csv(out / "grades.csv") == read_csv_text(before)
+    assert next(r for r in summary if r["submission"] == "solution")["score"] == "5.0"
     changed = [p for p in caches if p.stat().st_mtime_ns != stamps[p]]
     assert len(changed) == 1 and json.loads(changed[0].read_text())["score"] == 5.0
 
@@ -365,8 +370,15 @@ def test_an_interrupted_run_keeps_what_was_graded(tmp_path):
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert "interrupted" in err
-    assert [r["submission"] for r in read_csv(out / "summary.csv")] == ["a-quick"]
+    summary = {r["submission"]: r for r in read_csv(out / "summary.csv")}
+    assert summary["a-quick"]["status"] == "needs-reading" and summary["a-quick"]["score"] == "5.0"
+    assert summary["b-slow"]["status"] == "not-graded" and summary["b-slow"]["score"] == ""  # the folder says so
     assert len(list((out / ".cache").glob("*.json"))) == 1
+    assert main(["export", str(out), "--format", "canvas", "--roster", str(CANVAS_ROSTER)]) == 2  # refused
+
+
+def read_csv_text(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def _lab_names() -> list[str]:

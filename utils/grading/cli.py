@@ -13,8 +13,8 @@ from pathlib import Path
 
 from utils.grading.gradebook import Gradebook, UsageError, atomic_write, collect_submissions, summary_table
 from utils.grading.grader import STATUSES, Options
-from utils.grading.lms import (ID_PRESETS, check_manifest, compile_id_pattern, export_gradebook, merge_outputs,
-                               student_id, write_manifest)
+from utils.grading.lms import (ID_PRESETS, Policy, compile_id_pattern, export_gradebook, merge_outputs, parse_due,
+                               student_id)
 from utils.grading.notebook import LabError, find_labs, parse_lab
 from utils.grading.release import release_all
 from utils.grading.sandbox import SandboxUnavailable, check_sandbox
@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     merge.add_argument("folders", nargs="+", type=Path, metavar="FOLDER", help="grading output folders")
     merge.add_argument("--out", required=True, type=Path, help="merged output folder (created if needed)")
+    merge.add_argument("--allow-mismatch", action="store_true",
+                       help="merge shards graded from different submission lists or with different options or "
+                            "grader versions (refused by default); students no shard graded are listed as not-graded")
 
     export = commands.add_parser(
         "export", help="write a gradebook CSV that Canvas or Moodle imports as it is",
@@ -167,7 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("folder", type=Path, metavar="FOLDER", help="a grading output folder (after `merge`, if sharded)")
     export.add_argument("--format", required=True, choices=["canvas", "moodle"], help="the LMS")
     export.add_argument("--roster", required=True, type=Path, help="the gradebook CSV exported by the LMS")
-    export.add_argument("--column", help="canvas: the assignment column to fill (default: found from the lab's name)")
+    export.add_argument("--column", help="canvas: the roster's assignment column to fill (default: the one column "
+                                         "named like the lab; a column is never added)")
+    export.add_argument("--scale", action="store_true",
+                        help="convert scores to the LMS's maximum when it differs from the lab's (refused by default)")
+    export.add_argument("--partial", action="store_true",
+                        help="export although some submissions are not graded or the grader failed on them (their "
+                             "roster values are kept)")
+    export.add_argument("--unscored-zero", action="store_true",
+                        help="count written answers nobody scored as 0 (refused by default; each is named)")
+    export.add_argument("--ignore-checks", action="store_true",
+                        help="export although written.csv has rows flagged in its check column")
+    export.add_argument("--due", metavar="'YYYY-MM-DD HH:MM'",
+                        help="moodle: mark as late the submissions whose 'Last modified (submission)' is later "
+                             "(summary.csv's late column; Canvas marks late files _LATE_ itself)")
     export.add_argument("--out", type=Path, help="the file to write (default: FOLDER/<format>-<lab>.csv)")
     export.add_argument("--skip-unknown", action="store_true",
                         help="leave out submissions whose id is not in the roster instead of stopping")
@@ -215,6 +231,7 @@ def _grade(args: argparse.Namespace) -> int:
         if unmatched:
             print(f"warning: {len(unmatched)} submission name(s) do not match --id-pattern, e.g. {unmatched[0]!r}: "
                   f"their id stays empty", file=sys.stderr)
+    classlist = [s.name for s in submissions]
     if args.shard:
         submissions = select(submissions, args.shard)
     out = args.out.resolve()
@@ -232,9 +249,7 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"sandbox: {sandbox}")
     gradebook = Gradebook(lab, out, options, jobs=args.jobs, force=args.force, progress=not args.quiet,
                           sandbox=not args.no_sandbox)
-    shard = str(args.shard) if args.shard else None
-    check_manifest(out, lab.name, shard)
-    write_manifest(out, lab.name, shard, (s.name for s in submissions))
+    gradebook.prepare(submissions, classlist, str(args.shard) if args.shard else None)
     try:
         results = gradebook.run(submissions)
         if not submissions:  # an empty shard still leaves outputs for `merge`
@@ -245,6 +260,7 @@ def _grade(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary_table(submissions, results))
         print(f"graded in {time.monotonic() - start:.1f} s; results in {out}/grades.csv, summary.csv, feedback/")
+    _tell(gradebook.report, out)
     failed = [name for name, result in results.items() if result["status"] == "grader-error"]
     if failed:
         print(f"error: the grader failed on {len(failed)} submission(s), e.g. {failed[0]!r}: their score is left "
@@ -253,25 +269,49 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tell(report, out: Path) -> None:
+    """Tell the instructor what in the folder needs them (on stderr, each kind with what to do)."""
+    if report is None:
+        return
+    lines = [(report.missing, "listed but not graded yet (run `grade` again)"),
+             (report.unmatched, "written.csv rows that match no graded answer (kept, see their check cell)"),
+             (report.changed, "scored answers that changed since they were scored (see the check cell)"),
+             (report.page_errors, "feedback pages that could not be written (see summary.csv's message)"),
+             (report.unscored, "written answers to score in written.csv")]
+    for items, what in lines:
+        if items:
+            print(f"note: {len(items)} {what}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}",
+                  file=sys.stderr)
+    if report.missing:
+        print(f"note: {out} is partial: `export` refuses it until every listed submission is graded", file=sys.stderr)
+
+
 def _merge(args: argparse.Namespace) -> int:
     """The merge subcommand."""
-    counts = merge_outputs(args.folders, args.out)
+    counts = merge_outputs(args.folders, args.out, allow_mismatch=args.allow_mismatch)
+    for conflict in counts["conflicts"]:
+        print(f"note: two written.csv files differ on {conflict}", file=sys.stderr)
     print(f"merged {counts['folders']} folder(s), {counts['submissions']} submissions, "
-          f"{counts['written scores']} written answer score(s) folded in, into {args.out}/")
+          f"{counts['written scores']} score(s) entered by a person, into {args.out}/")
+    _tell(counts["report"], args.out)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     """The export subcommand."""
-    export = export_gradebook(args.folder, args.format, args.roster, args.column)
+    policy = Policy(column=args.column, scale=args.scale, partial=args.partial, unscored_zero=args.unscored_zero,
+                    ignore_checks=args.ignore_checks, due=parse_due(args.due) if args.due else None)
+    export = export_gradebook(args.folder, args.format, args.roster, policy)
     if export.not_in_roster and not args.skip_unknown:
         raise UsageError(f"{len(export.not_in_roster)} student id(s) graded but not in the roster: "
                          f"{', '.join(export.not_in_roster[:10])}. Check --id-pattern and the roster, or pass "
                          f"--skip-unknown to leave them out")
     out = args.out or args.folder / f"{args.format}-{export.lab}.csv"
     atomic_write(out, export.text())
+    for note in export.notes:
+        print(f"note: {note}")
     print(f"wrote {out}: {export.matched} student(s) graded, {len(export.without_submission)} without a submission "
-          f"(left empty), {len(export.not_in_roster)} id(s) not in the roster")
+          f"(their roster values kept), {len(export.not_in_roster)} id(s) not in the roster")
     return 0
 
 
@@ -285,4 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (UsageError, LabError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except PermissionError as error:  # e.g. a TA running merge on the instructor's folder
+        print(f"error: permission denied: {error.filename}: ask the folder's owner to give your group access "
+              f"(chmod -R g+rwX FOLDER), or write to a folder of your own with --out", file=sys.stderr)
         return 2

@@ -19,33 +19,47 @@ pre { white-space: pre-wrap; margin: 0; font-family: ui-monospace, monospace; fo
 """
 
 
-def _points(value: float) -> str:
-    """3.0 -> '3', 2.5 -> '2.5'."""
-    return f"{value:g}"
+#: Statuses the scores module adds to the grader's (utils/grading/scores.py).
+PERSON_STATUSES = {
+    "read": "a written answer, read and scored by a person",
+    "override": "a score set by the instructor instead of the grader's",
+}
+
+
+def _points(value: float | None) -> str:
+    """3.0 -> '3', 2.5 -> '2.5', None -> '?' (the grader failed: no score yet)."""
+    return "?" if value is None else f"{value:g}"
 
 
 def feedback_html(submission: str, lab: str, result: dict[str, Any]) -> str:
     """A self-contained HTML page explaining a submission's grade."""
+    legend = STATUSES | PERSON_STATUSES
     rows = []
     for q in result["questions"]:
         status = q["status"]
-        css = status if status in ("passed", "needs-reading") else "problem"
-        if status == "needs-reading":  # the whole written answer, verbatim (the message is a clipped copy)
+        css = "passed" if status in ("passed", "read", "override") else \
+            "needs-reading" if status == "needs-reading" else "problem"
+        if status == "read":
+            text = q.get("answer") or ""
+            details = "Read and scored by a person." + (f"<pre>{escape(text)}</pre>" if text else "")
+        elif status == "needs-reading":  # the whole written answer, verbatim (the message is a clipped copy)
             text = q.get("answer") or q["message"]
             details = "Read and graded by a person." + (f"<pre>{escape(text)}</pre>" if text else "")
         else:
             details = f"<pre>{escape(q['message'])}</pre>" if q["message"] else ""
         rows.append(
             f"<tr><td>{escape(q['question'])}</td><td>{_points(q['score'])} / {_points(q['max_score'])}</td>"
-            f"<td class=\"{css}\" title=\"{escape(STATUSES.get(status, status))}\">{escape(status)}</td>"
+            f"<td class=\"{css}\" title=\"{escape(legend.get(status, status))}\">{escape(status)}</td>"
             f"<td>{details}</td></tr>"
         )
     note = ""
     if result["status"] in ("invalid-notebook", "wrong-lab"):
         note = f"<p class=\"problem\">{escape(result['message'])}</p>"
-    elif any(q["status"] == "needs-reading" for q in result["questions"]):
+    elif any(q["status"] == "needs-reading" and q.get("answer") for q in result["questions"]):
         note = "<p>The score counts the automatically graded questions; written answers are added after reading.</p>"
-    legend = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in STATUSES.items())
+    used = {q["status"] for q in result["questions"]}
+    legend = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in legend.items()
+                     if k in STATUSES or k in used)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{escape(lab)} feedback: {escape(submission)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"

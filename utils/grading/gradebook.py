@@ -1,19 +1,18 @@
-"""Grade many submissions in parallel, with a cache, and write the gradebook and feedback atomically.
+"""Grade many submissions in parallel, with a cache, into a grading output folder.
 
-Outputs in the out folder: grades.csv (one row per question), summary.csv (one row per submission),
-written.csv (written answers to read), feedback/<submission>.html, and .cache/<key>.json (one graded
-submission each, written as soon as it is graded, so an interrupted run loses nothing already graded).
+Each graded submission is cached in .cache/<key>.json as soon as it is graded and recorded in the folder's record;
+the CSV files and feedback pages are made from the record and the scores a person entered by
+utils/grading/scores.py, so every run describes every submission ever graded into the folder.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import os
+import re
 import tempfile
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,36 +21,33 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from utils.grading.cache import CacheSigner
-from utils.grading.feedback import feedback_html
 from utils.grading.grader import Options, grade_notebook
 from utils.grading.harness import job_options
-from utils.grading.sandbox import prepare_library
-from utils.grading.server import HarnessServer, Interrupted
 from utils.grading.notebook import Lab
-from utils.grading.spreadsheet import safe_cell
+from utils.grading.sandbox import prepare_library
+from utils.grading.scores import (GRADES_COLUMNS, SUMMARY_COLUMNS, WRITTEN_COLUMNS, Record, Report, UsageError,
+                                  atomic_write, csv_text, load_record, publish, read_entered)
+from utils.grading.server import HarnessServer, Interrupted
 from utils.grading.submission import read_submission
 
-
-GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status", "message"]
-SUMMARY_COLUMNS = ["submission", "id", "score", "max_score", "status"]
-#: `score` is for the instructor to fill; `merge` and `export` fold it in (utils/grading/lms.py).
-WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "score", "answer"]
-#: Columns whose plain numbers are written as numbers (every other cell is text, safe from formulas).
-NUMERIC_COLUMNS = {"score", "max_score"}
-
-
-class UsageError(ValueError):
-    """Bad command-line input (unknown lab, no submissions, missing file): reported, exit code 2."""
+__all__ = ["GRADES_COLUMNS", "SUMMARY_COLUMNS", "WRITTEN_COLUMNS", "UsageError", "atomic_write", "Submission",
+           "collect_submissions", "Gradebook", "summary_table"]
+_csv = csv_text  # the name older tests and tools use
+#: Canvas marks a file handed in after the due date with _LATE_ in its download name.
+CANVAS_LATE = re.compile(r"(?:^|[/_])LATE_\d+_")
+#: Seconds between two rewrites of the outputs while grading (and once at the end).
+PUBLISH_EVERY = 2.0
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A submission's name in the gradebook (its path relative to the folder given, without .ipynb), file and
-    student id (from the name, by `grade --id-pattern`; '' without one)."""
+    """A submission's name in the gradebook (its path relative to the folder given, without .ipynb), file,
+    student id (from the name, by `grade --id-pattern`; '' without one) and whether it came in late."""
 
     name: str
     path: Path
     id: str = ""
+    late: bool = False
 
 
 def collect_submissions(paths: list[Path]) -> list[Submission]:
@@ -77,30 +73,8 @@ def collect_submissions(paths: list[Path]) -> list[Submission]:
             n += 1
             unique = f"{name}-{n}"
         names.add(unique)
-        submissions.append(Submission(unique, file))
+        submissions.append(Submission(unique, file, late=bool(CANVAS_LATE.search(name))))
     return submissions
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write a file so that readers see the old or the new content, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _csv(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """CSV text with a header row; no cell can run as a spreadsheet formula (scores stay numbers)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: safe_cell(v, numeric=k in NUMERIC_COLUMNS) for k, v in row.items()} for row in rows)
-    return buffer.getvalue()
 
 
 def _grader_fingerprint() -> str:
@@ -126,6 +100,10 @@ class Gradebook:
         settings = json.dumps({"grader": _grader_fingerprint(), "options": asdict(options), "sandbox": sandbox,
                                "lab": hashlib.sha256(lab.path.read_bytes()).hexdigest()}, sort_keys=True)
         self.salt = settings.encode()
+        #: Which grader, lab and options graded a result (merge refuses to mix them).
+        self.settings = hashlib.sha256(self.salt).hexdigest()[:16]
+        self.record: Record | None = None
+        self.report: Report | None = None
 
     def cache_path(self, data: bytes) -> Path:
         """Where the result for these submission bytes is cached."""
@@ -172,11 +150,52 @@ class Gradebook:
         return {"status": status, "message": message, "score": 0.0, "max_score": self.lab.max_score,
                 "questions": questions, "cells": []}
 
+    def prepare(self, submissions: list[Submission], classlist: list[str], shard: str | None = None) -> Record:
+        """Load or start the folder's record and list `submissions` in it (saved before grading starts, so an
+        interrupted run leaves a folder that says what is missing). Refuses a folder of another lab or shard,
+        and a written.csv that cannot be read (before anything is graded)."""
+        record = load_record(self.out)
+        questions = [{"id": q.id, "points": q.points, "kind": q.kind} for q in self.lab.questions]
+        if record is None:
+            record = Record(self.lab.name, questions, shard)
+        elif (record.lab, record.shard) != (self.lab.name, shard):
+            held = record.lab + (f", shard {record.shard}" if record.shard else "")
+            raise UsageError(f"{self.out} holds the grades of {held}: give each lab and each shard its own --out "
+                             f"folder")
+        record.questions = questions
+        record.classlist = sorted(set(record.classlist) | set(classlist))
+        record.listed = sorted(set(record.listed) | {s.name for s in submissions})
+        read_entered(self.out / "written.csv", record)
+        self.out.mkdir(parents=True, exist_ok=True)
+        record.save(self.out)
+        self.record = record
+        return record
+
+    def record_result(self, submission: Submission, result: dict[str, Any]) -> None:
+        """Put one graded submission's result into the record (without the cell records, kept in the cache)."""
+        self.record.results[submission.name] = {
+            **{k: v for k, v in result.items() if k not in ("cells", "seconds")},
+            "id": submission.id, "late": submission.late, "settings": self.settings}
+
+    def publish(self, pages: set[str] | None = None, final: bool = False) -> Report | None:
+        """Save the record and rewrite the outputs; while grading, a written.csv saved unreadable meanwhile only
+        postpones the rewrite (the final one reports it)."""
+        self.record.save(self.out)
+        try:
+            return publish(self.out, self.record, pages)
+        except UsageError:
+            if final:
+                raise
+            return None
+
     def run(self, submissions: list[Submission]) -> dict[str, dict[str, Any]]:
-        """Grade all submissions (in parallel), writing the outputs as results arrive; returns results by name."""
+        """Grade all submissions (in parallel), recording results as they arrive; returns this run's results."""
+        if self.record is None:
+            self.prepare(submissions, [s.name for s in submissions])
         results: dict[str, dict[str, Any]] = {}
         self.expected = len(submissions)  # the harness server warms no more sandboxes than that
-        self.out.mkdir(parents=True, exist_ok=True)
+        fresh: set[str] = set()
+        last = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
             scratch = Path(tmp)
             bar = tqdm(total=len(submissions), desc=f"grading {self.lab.name}", unit="notebook", disable=not self.progress)
@@ -190,10 +209,13 @@ class Gradebook:
                     for future in done:
                         submission = futures[future]
                         results[submission.name], cached = future.result()
+                        self.record_result(submission, results[submission.name])
+                        fresh.add(submission.name)
                         bar.set_postfix_str(f"{submission.name}{' (cached)' if cached else ''}", refresh=False)
                         bar.update()
-                    if done:
-                        self.write_outputs(submissions, results, [futures[f].name for f in done])
+                    if fresh and time.monotonic() - last > PUBLISH_EVERY:
+                        self.publish(fresh)
+                        fresh, last = set(), time.monotonic()
             except BaseException:
                 self.stop.set()
                 executor.shutdown(wait=True, cancel_futures=True)
@@ -203,33 +225,18 @@ class Gradebook:
                 if self._server is not None:
                     self._server.close()
                     self._server = None
+                self.report = self.publish(final=True)
             executor.shutdown(wait=True)
         return results
 
     def write_outputs(self, submissions: list[Submission], results: dict[str, dict[str, Any]], fresh: list[str]) -> None:
-        """Rewrite grades.csv, summary.csv and written.csv from all results, and the feedback pages of `fresh` ones."""
-        from utils.grading.lms import filled_written_scores, kept_score  # lms builds on this module
-
-        lab, grades, summary, written = self.lab.name, [], [], []
-        scored = filled_written_scores(self.out / "written.csv")  # re-grading keeps the points already entered
+        """Record `results` and rewrite the outputs (the feedback pages of `fresh` ones, and any that changed)."""
+        if self.record is None:
+            self.prepare(submissions, [s.name for s in submissions])
         for submission in submissions:
-            result = results.get(submission.name)
-            if result is None:
-                continue
-            for q in result["questions"]:
-                grades.append({"submission": submission.name, "lab": lab, **q, "score": _score(q)})
-                if q["status"] == "needs-reading":
-                    row = {"submission": submission.name, "lab": lab, "question": q["question"],
-                           "max_score": q["max_score"], "answer": q.get("answer", "")}
-                    written.append(row | {"score": kept_score(scored, row)})
-            summary.append({"submission": submission.name, "id": submission.id, "score": _score(result),
-                            "max_score": result["max_score"], "status": result["status"]})
-            if submission.name in fresh:
-                atomic_write(self.out / "feedback" / f"{submission.name}.html", feedback_html(submission.name, lab, result))
-        atomic_write(self.out / "grades.csv", _csv(GRADES_COLUMNS, grades))
-        atomic_write(self.out / "summary.csv", _csv(SUMMARY_COLUMNS, summary))
-        if any(q.kind == "written" for q in self.lab.questions):
-            atomic_write(self.out / "written.csv", _csv(WRITTEN_COLUMNS, written))
+            if submission.name in results:
+                self.record_result(submission, results[submission.name])
+        self.report = self.publish(final=True)
 
 
 def _score(entry: dict[str, Any]) -> float | str:

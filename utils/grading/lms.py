@@ -1,29 +1,28 @@
-"""From grading output to a learning management system: student ids, merged shards, written scores, gradebook CSVs.
+"""From a grading output folder to a learning management system: student ids, merged shards, gradebook CSVs.
 
 - Student ids come from submission names through a regular expression, with presets for the names Canvas and
   Moodle give the files of a "download all submissions".
-- `merge` combines the output folders of several shards (or runs) into one and folds in the points an instructor
-  entered in written.csv's score column.
-- `export` fills the lab's column of the gradebook file the LMS itself exported (the roster), so the result
-  imports as it is: Canvas's gradebook export, or Moodle's assignment grading worksheet.
-
-An empty score (a submission the grader failed on) stays empty everywhere: never 0.
+- `merge` combines the output folders of the shards of one class into one folder, exactly as one run writes it,
+  after checking that the shards were graded from the same list, lab and settings.
+- `export` fills the lab's column of the gradebook file the LMS itself exported (the roster), on the LMS's scale,
+  so that the result imports as the instructor means it: Canvas's gradebook export, or Moodle's grading worksheet.
+Scores are read and written through utils/grading/scores.py. An empty score (a submission the grader failed on)
+is never 0, and no roster value is blanked or column added.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import re
-import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from utils.grading.gradebook import (GRADES_COLUMNS, SUMMARY_COLUMNS, WRITTEN_COLUMNS, UsageError, _csv,
-                                     atomic_write)
+from utils.grading.scores import (WRITTEN, Record, UsageError, class_view, combine_entered, format_score,
+                                  parse_score, publish, read_entered, read_table, require_record)
+from utils.grading.shard import parse_shard
 
 #: Id patterns for the file names of "download all submissions". Canvas: `doejane_12345_678901_lab1.ipynb`
 #: (`doejane_LATE_12345_...` when late; 12345 is the Canvas user id, the gradebook's ID column). Moodle:
@@ -40,7 +39,12 @@ CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 #: Moodle's offline grading worksheet: the importer finds these three columns by name.
 MOODLE_ID, MOODLE_GRADE, MOODLE_MODIFIED = "Identifier", "Grade", "Last modified (grade)"
 MOODLE_PARTICIPANT = "Participant "
-MANIFEST = "grading.json"
+#: Moodle's worksheet: the assignment's maximum (per row) and when the student last changed the submission.
+MOODLE_MAXIMUM, MOODLE_SUBMITTED = "Maximum Grade", "Last modified (submission)"
+#: How Moodle writes dates in the worksheet ("Monday, 30 November 2026, 11:40 PM"), and how --due is given.
+MOODLE_DATE, DUE_FORMATS = "%A, %d %B %Y, %I:%M %p", ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+#: Shown in a refusal: how many names to list before "and N more".
+LISTED = 10
 
 
 def compile_id_pattern(text: str) -> re.Pattern[str]:
@@ -64,225 +68,98 @@ def student_id(name: str, pattern: re.Pattern[str] | None) -> str:
     return (match.group("id") if "id" in pattern.groupindex else match.group(1)) or ""
 
 
-def parse_score(text: str | None, maximum: float | None = None, where: str = "") -> float | None:
-    """A score cell as a number (None when empty); raises UsageError for text or a value outside [0, maximum]."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text.replace(",", "."))  # 7,5 as a spreadsheet in a comma-decimal locale writes it
-    except ValueError:
-        raise UsageError(f"{where}: score {text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0 or (maximum is not None and value > maximum + 1e-9):
-        raise UsageError(f"{where}: score {text!r} is outside 0..{maximum:g}" if maximum is not None
-                         else f"{where}: score {text!r} is not a finite, non-negative number")
-    return value
-
-
-def format_score(value: float | None) -> str:
-    """A score for a CSV cell: '' for none, no trailing zeros (7.5, 12)."""
-    return "" if value is None else f"{round(value, 4):g}"
-
-
 def read_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of a CSV file with a header (a byte-order mark, as Excel and Moodle write, is dropped)."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return list(csv.DictReader(handle))
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise UsageError(f"{path} is not a UTF-8 CSV file: {error}") from None
+    """Rows of a CSV file with a header, read strictly (UTF-8, with or without a byte-order mark)."""
+    return read_table(path)[1]
 
 
-def csv_columns(path: Path) -> list[str]:
-    """The header of a CSV file."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle), [])
-
-
-# ---------------------------------------------------------------------------------------------- written scores
-
-
-def written_key(row: dict[str, Any]) -> tuple[str, str, str]:
-    """What a written score belongs to: the submission, the question and the exact answer it was given for."""
-    return row["submission"], row["question"], row.get("answer", "")
-
-
-def filled_written_scores(path: Path) -> dict[tuple[str, str, str], str]:
-    """The scores an instructor entered in an existing written.csv, so that re-grading does not erase them."""
-    if not path.exists():
-        return {}
-    try:
-        return {written_key(row): row["score"] for row in read_csv(path) if (row.get("score") or "").strip()}
-    except (UsageError, KeyError):
-        return {}
-
-
-def kept_score(scored: dict[tuple[str, str, str], str], row: dict[str, Any]) -> str:
-    """The score entered earlier for this row's exact answer ('' if none, or if the student changed the answer)."""
-    as_read = next(csv.DictReader(io.StringIO(_csv(WRITTEN_COLUMNS, [row]))))  # the answer as the CSV holds it
-    return scored.get(written_key(as_read), "")
-
-
-def fold_written(grades: list[dict[str, str]], summary: list[dict[str, str]], written: list[dict[str, str]],
-                 source: str = "written.csv") -> int:
-    """Put the written.csv scores into the grade rows (status `read`) and re-add the summary of those submissions.
-
-    Changes the lists in place; returns how many answers got points.
-    """
-    scores = {}
-    for number, row in enumerate(written, start=2):
-        value = parse_score(row.get("score"), float(row["max_score"]), f"{source} line {number}")
-        if value is not None:
-            scores[(row["submission"], row["question"])] = value
-    changed = set()
-    for row in grades:
-        key = (row["submission"], row["question"])
-        if key in scores and row["status"] == "needs-reading":
-            row["score"], row["status"] = format_score(scores[key]), READ
-            changed.add(row["submission"])
-    for row in summary:
-        if row["submission"] in changed:
-            rows = [g for g in grades if g["submission"] == row["submission"]]
-            values = [parse_score(g["score"]) for g in rows]
-            row["score"] = "" if None in values else format_score(sum(values))
-            if row["status"] == "needs-reading" and not any(g["status"] == "needs-reading" for g in rows):
-                row["status"] = "graded"
-    return sum(1 for row in grades if row["status"] == READ and (row["submission"], row["question"]) in scores)
+def _names(items: list[str]) -> str:
+    """Up to LISTED items, then how many more."""
+    more = f" and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    return ", ".join(items[:LISTED]) + more
 
 
 # ------------------------------------------------------------------------------------------------------ merge
 
 
-@dataclass
-class Output:
-    """One grading output folder, as read back from its CSV files."""
-
-    folder: Path
-    lab: str
-    shard: str | None
-    grades: list[dict[str, str]] = field(default_factory=list)
-    summary: list[dict[str, str]] = field(default_factory=list)
-    written: list[dict[str, str]] = field(default_factory=list)
-    has_written: bool = False
-
-
-def write_manifest(out: Path, lab: str, shard: str | None, names: Iterable[str]) -> None:
-    """Record what a grading run covered (lab, shard, submissions), so that `merge` can check the shards fit."""
-    atomic_write(out / MANIFEST, json.dumps({"lab": lab, "shard": shard, "submissions": sorted(names)}, indent=1) + "\n")
-
-
-def check_manifest(out: Path, lab: str, shard: str | None) -> None:
-    """Refuse to grade into a folder that holds another lab or another shard (their rows would be overwritten)."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if (manifest.get("lab"), manifest.get("shard")) != (lab, shard):
-        held = f"{manifest.get('lab')}" + (f", shard {manifest['shard']}" if manifest.get("shard") else "")
-        raise UsageError(f"{out} holds the grades of {held}: give each lab and each shard its own --out folder")
-
-
-def read_output(folder: Path) -> Output:
-    """Read grades.csv, summary.csv, written.csv (if any) and the manifest of a grading output folder."""
-    if not (folder / "summary.csv").exists():
-        raise UsageError(f"{folder} is not a grading output folder (no summary.csv): give the --out folders of "
-                         f"`grade`")
-    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8")) if (folder / MANIFEST).exists() else {}
-    grades, summary = read_csv(folder / "grades.csv"), read_csv(folder / "summary.csv")
-    labs = {row["lab"] for row in grades} | ({manifest["lab"]} if manifest.get("lab") else set())
+def _check_shards(records: list[tuple[Path, Record]], allow_mismatch: bool) -> None:
+    """One lab; shards of one N, distinct, complete, graded from one class list with one grader and options."""
+    labs = {r.lab for _, r in records}
     if len(labs) > 1:
-        raise UsageError(f"{folder} mixes labs: {', '.join(sorted(labs))}")
-    written_path = folder / "written.csv"
-    return Output(folder, labs.pop() if labs else "", manifest.get("shard"), grades, summary,
-                  read_csv(written_path) if written_path.exists() else [], written_path.exists())
-
-
-def _check_shards(outputs: list[Output]) -> None:
-    """All outputs are of one lab; shards are of one N, distinct and complete."""
-    labs = {o.lab for o in outputs if o.lab}
-    if len(labs) > 1:
-        raise UsageError("the folders hold different labs: " + ", ".join(f"{o.folder} ({o.lab})" for o in outputs))
-    shards = [o.shard for o in outputs if o.shard]
+        raise UsageError("the folders hold different labs: " + ", ".join(f"{f} ({r.lab})" for f, r in records))
+    settings = set().union(*(r.settings() for _, r in records)) - {""}
+    if len(settings) > 1 and not allow_mismatch:
+        raise UsageError("the folders were graded with different grader versions or options (--timeout, --memory, "
+                         "--output-limit, --no-sandbox) or a changed lab: grade every shard with the same ones "
+                         "(or pass --allow-mismatch to merge them anyway)")
+    shards = [r.shard for _, r in records if r.shard]
     if not shards:
         return
     counts = {s.split("/")[1] for s in shards}
-    if len(counts) > 1 or len(shards) != len(outputs):
+    if len(counts) > 1 or len(shards) != len(records):
         raise UsageError("the folders come from different splits: " + ", ".join(
-            f"{o.folder} (shard {o.shard or 'none'})" for o in outputs))
+            f"{f} (shard {r.shard or 'none'})" for f, r in records))
     count = int(counts.pop())
-    missing = sorted(set(range(1, count + 1)) - {int(s.split("/")[0]) for s in shards})
     duplicated = sorted({s for s in shards if shards.count(s) > 1})
     if duplicated:
         raise UsageError(f"shard {', '.join(duplicated)} given twice")
+    missing = sorted(set(range(1, count + 1)) - {int(s.split("/")[0]) for s in shards})
     if missing:
         raise UsageError(f"shard {', '.join(f'{k}/{count}' for k in missing)} missing: merge needs all {count} "
                          f"shards' folders")
+    lists = {tuple(sorted(r.classlist)) for _, r in records}
+    if len(lists) > 1 and not allow_mismatch:
+        union = set().union(*lists)
+        differ = [f"{f} (shard {r.shard}: {len(r.classlist)} submissions, lacks {_names(sorted(union - set(r.classlist)))})"
+                  for f, r in records if set(r.classlist) != union]
+        raise UsageError("the shards were graded from different submission lists: " + "; ".join(differ) +
+                         ". Grade every shard from the same folder of submissions (or pass --allow-mismatch: the "
+                         "merged folder then lists the students no shard graded as not-graded)")
 
 
-def merge_outputs(folders: list[Path], out: Path) -> dict[str, int]:
-    """Merge grading output folders into `out` (which may be one of them), folding in written.csv scores.
+def merge_outputs(folders: list[Path], out: Path, allow_mismatch: bool = False) -> dict[str, Any]:
+    """Merge grading output folders into `out` (which may be one of them), with every written.csv's scores.
 
-    Rows keep their folder's order, folders the order given; a submission found in two folders is an error.
-    Feedback pages are copied. Returns counts for the report.
+    The merged folder is what one run over the whole class writes: the same rows in the same order, feedback
+    pages made from the merged scores. A submission graded in two folders is refused. Returns counts.
     """
-    outputs = [read_output(folder.resolve()) for folder in folders]
-    _check_shards(outputs)
-    seen: dict[str, Path] = {}
-    for output in outputs:
-        for row in output.summary:
-            if row["submission"] in seen:
-                raise UsageError(f"submission {row['submission']!r} is in both {seen[row['submission']]} and "
-                                 f"{output.folder}: merge folders of different submissions (e.g. the shards of one run)")
-            seen[row["submission"]] = output.folder
-    grades = [row for o in outputs for row in o.grades]
-    summary = [row for o in outputs for row in o.summary]
-    written = [row for o in outputs for row in o.written]
-    folded = fold_written(grades, summary, written)
+    records = [(folder.resolve(), require_record(folder.resolve())) for folder in folders]
+    _check_shards(records, allow_mismatch)
+    owner: dict[str, Path] = {}
+    for folder, record in records:
+        for name in record.results:
+            if name in owner:
+                raise UsageError(f"submission {name!r} is in both {owner[name]} and {folder}: merge folders of "
+                                 f"different submissions (e.g. the shards of one run)")
+            owner[name] = folder
     out = out.resolve()
-    for output in outputs:
-        if output.folder != out and (output.folder / "feedback").is_dir():
-            for page in sorted((output.folder / "feedback").rglob("*.html")):
-                target = out / "feedback" / page.relative_to(output.folder / "feedback")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(page, target)
-    atomic_write(out / "grades.csv", _csv(_columns(GRADES_COLUMNS, outputs, "grades"), grades))
-    atomic_write(out / "summary.csv", _csv(_columns(SUMMARY_COLUMNS, outputs, "summary"), summary))
-    if any(o.has_written for o in outputs):
-        atomic_write(out / "written.csv", _csv(_columns(WRITTEN_COLUMNS, outputs, "written"), written))
-    lab = next((o.lab for o in outputs if o.lab), "")
-    write_manifest(out, lab, None, seen)
-    return {"folders": len(outputs), "submissions": len(summary), "written scores": folded}
-
-
-def _columns(default: list[str], outputs: list[Output], table: str) -> list[str]:
-    """The columns of a merged table: those the inputs have (older outputs lack some), in the gradebook's order."""
-    present = {key for o in outputs for row in getattr(o, table) for key in row}
-    return [c for c in default if c in present] if present else default
+    existing = require_record(out) if (out / "grading.json").exists() else None
+    lab = records[0][1].lab
+    if existing is not None and existing.lab != lab:
+        raise UsageError(f"{out} holds the grades of {existing.lab}, not {lab}: merge into another --out folder")
+    classlist = sorted(set().union(*(r.classlist for _, r in records)))
+    listed = set().union(*(r.listed for _, r in records))
+    if any(r.shard for _, r in records):
+        listed |= set(classlist)  # a student of the class that no shard graded shows as not graded
+    merged = Record(lab, records[0][1].questions, None, classlist, sorted(listed),
+                    {name: result for _, r in records for name, result in r.results.items()})
+    sources = [folder / WRITTEN for folder, _ in records]
+    if out not in {folder for folder, _ in records}:
+        sources.append(out / WRITTEN)  # scores entered in the merged folder after an earlier merge
+    entered, conflicts = combine_entered([read_entered(path, merged) for path in sources])
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save(out)
+    report = publish(out, merged, entered=entered)
+    return {"folders": len(records), "submissions": len(merged.results), "report": report, "conflicts": conflicts,
+            "written scores": sum(1 for e in entered if e.score is not None)}
 
 
 # ----------------------------------------------------------------------------------------------------- export
 
 
-def _scores_by_id(summary: list[dict[str, str]]) -> dict[str, dict[str, str]]:
-    """Summary rows by student id; every row needs an id, and one row per id."""
-    missing = [row["submission"] for row in summary if not (row.get("id") or "").strip()]
-    if missing:
-        raise UsageError(f"{len(missing)} submission(s) have no student id, e.g. {missing[0]!r}: grade with "
-                         f"--id-pattern canvas|moodle|REGEX so that summary.csv gets an id column")
-    by_id: dict[str, dict[str, str]] = {}
-    for row in summary:
-        if row["id"] in by_id:
-            raise UsageError(f"student id {row['id']} has two submissions ({by_id[row['id']]['submission']!r} and "
-                             f"{row['submission']!r}): keep one submission per student and grade again")
-        by_id[row["id"]] = row
-    return by_id
-
-
 @dataclass
 class Export:
-    """A gradebook file's columns and rows, and what could not be matched."""
+    """A gradebook file's columns and rows, and what the instructor must be told."""
 
     lab: str
     columns: list[str]
@@ -290,6 +167,7 @@ class Export:
     matched: int
     not_in_roster: list[str]
     without_submission: list[str]
+    notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """The CSV text, as the LMS reads it (every cell quoted, like the LMS's own exports)."""
@@ -301,70 +179,202 @@ class Export:
         return buffer.getvalue()
 
 
-def export_canvas(summary: list[dict[str, str]], roster: list[dict[str, str]], roster_columns: list[str],
-                  lab: str, column: str | None = None) -> Export:
-    """Canvas: the student columns of the gradebook export, plus the lab's column filled by the ID column."""
-    missing = [c for c in CANVAS_COLUMNS if c not in roster_columns]
+@dataclass
+class Policy:
+    """What `export` may do that it refuses by default (each a command-line flag)."""
+
+    column: str | None = None
+    scale: bool = False
+    partial: bool = False
+    unscored_zero: bool = False
+    ignore_checks: bool = False
+    due: datetime | None = None
+
+
+@dataclass
+class Scores:
+    """The class's scores by student id: score on the lab's scale (None: no score to export) and late flags."""
+
+    lab: str
+    maximum: float
+    by_id: dict[str, float | None]
+    late: dict[str, bool]
+    notes: list[str]
+
+
+def class_scores(folder: Path, policy: Policy) -> Scores:
+    """The scores to export, after the refusals: a partial folder, tool checks, unscored answers, missing ids."""
+    record, views, report = class_view(folder)
+    notes = []
+    problems = [f"{n} (not graded)" for n in report.missing] + [f"{n} (the grader failed)" for n in report.failed]
+    if problems and not policy.partial:
+        raise UsageError(f"{folder} is not completely graded: {_names(problems)}. Run `grade` again to finish "
+                         f"(or pass --partial to export the others; these students' roster values stay as they were)")
+    if problems:
+        notes.append(f"left as in the roster (--partial): {_names(problems)}")
+    checks = report.unmatched + [f"{c}: {'answer changed since it was scored'}" for c in report.changed]
+    if checks and not policy.ignore_checks:
+        raise UsageError(f"written.csv in {folder} has rows to look at: {_names(checks)}. Read them, then empty "
+                         f"their check cell (or pass --ignore-checks to export the scores as they are)")
+    if report.unscored and not policy.unscored_zero:
+        raise UsageError(f"{len(report.unscored)} written answer(s) have no score in {folder}/written.csv: "
+                         f"{_names(report.unscored)}. Score them (or pass --unscored-zero to count them as 0)")
+    if report.unscored:
+        notes.append(f"counted as 0 (--unscored-zero): {_names(report.unscored)}")
+    missing = [n for n, v in views.items() if not str(v.get("id", "")).strip()]
+    if missing:
+        raise UsageError(f"{len(missing)} submission(s) have no student id, e.g. {missing[0]!r}: grade with "
+                         f"--id-pattern canvas|moodle|REGEX so that summary.csv gets an id column")
+    by_id: dict[str, float | None] = {}
+    late: dict[str, bool] = {}
+    owner: dict[str, str] = {}
+    for name, view in views.items():
+        sid = str(view["id"]).strip()
+        if sid in owner:
+            raise UsageError(f"student id {sid} has two submissions ({owner[sid]!r} and {name!r}): keep one "
+                             f"submission per student and grade again")
+        owner[sid], by_id[sid], late[sid] = name, view["score"], bool(view.get("late"))
+    return Scores(record.lab, record.max_score, by_id, late, notes)
+
+
+def _on_scale(score: float, lab_max: float, lms_max: float, scale: bool, where: str) -> float:
+    """A score on the LMS's scale: as it is when the maxima agree, scaled with --scale, else refused."""
+    if abs(lab_max - lms_max) < 1e-9:
+        return score
+    if not scale:
+        raise UsageError(f"{where} is out of {lms_max:g} points but the lab is out of {lab_max:g}: pass --scale to "
+                         f"convert the scores to {lms_max:g} points (score x {lms_max:g} / {lab_max:g}, 2 decimals), "
+                         f"or set the assignment's points to {lab_max:g} in the LMS and export the roster again")
+    return round(score * lms_max / lab_max, 2)
+
+
+def _maximum(text: str, where: str) -> float:
+    """The LMS's maximum for an assignment, which must be a positive number."""
+    try:
+        value = float((text or "").strip().replace(",", "."))
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UsageError(f"{where} has no points possible ({text!r}): choose the assignment's column (--column) "
+                         f"and give it a maximum in the LMS, then export the roster again")
+    return value
+
+
+def export_canvas(scores: Scores, roster: list[dict[str, str]], columns: list[str], policy: Policy) -> Export:
+    """Canvas: the student columns and the lab's existing column; the Points Possible row kept as Canvas wrote it."""
+    missing = [c for c in CANVAS_COLUMNS if c not in columns]
     if missing:
         raise UsageError(f"the roster is not a Canvas gradebook export: no column {', '.join(map(repr, missing))} "
                          f"(Grades > Export > Export Entire Gradebook)")
-    column = column or _find_column(roster_columns, lab) or lab
-    by_id, rows, matched, without = _scores_by_id(summary), [], set(), []
+    column = _canvas_column(columns, scores.lab, policy.column)
+    points = next((r for r in roster if r.get("Student", "").strip().lower() == "points possible"), None)
+    if points is None:
+        raise UsageError("the roster has no 'Points Possible' row: export it again from Canvas (Grades > Export > "
+                         "Export Entire Gradebook), which writes the assignments' maxima there")
+    lms_max = _maximum(points.get(column, ""), f"column {column!r}")
+    rows, matched, without = [], set(), []
     for entry in roster:
-        row = {c: entry.get(c, "") for c in CANVAS_COLUMNS}
+        row = {c: entry.get(c, "") for c in CANVAS_COLUMNS + [column]}
         student = (entry.get("ID") or "").strip()
-        if not student:  # "Points Possible" and other header rows
-            is_points = entry.get("Student", "").strip().lower() == "points possible"
-            row[column] = _first(summary, "max_score") if is_points else entry.get(column, "")
-        elif student in by_id:
-            row[column] = format_score(parse_score(by_id[student]["score"]))
+        if student and student in scores.by_id:
+            score = scores.by_id[student]
+            if score is not None:  # a score the grader could not give keeps the roster's value
+                row[column] = format_score(_on_scale(score, scores.maximum, lms_max, policy.scale, f"column {column!r}"))
             matched.add(student)
-        else:
-            row[column] = ""
+        elif student:
             without.append(student)
         rows.append(row)
-    return Export(lab, CANVAS_COLUMNS + [column], rows, len(matched), sorted(set(by_id) - matched), without)
+    return Export(scores.lab, CANVAS_COLUMNS + [column], rows, len(matched), sorted(set(scores.by_id) - matched),
+                  without)
 
 
-def export_moodle(summary: list[dict[str, str]], roster: list[dict[str, str]], roster_columns: list[str],
-                  lab: str) -> Export:
-    """Moodle: the assignment's grading worksheet, every column kept, with the Grade column filled by participant."""
-    missing = [c for c in (MOODLE_ID, MOODLE_GRADE, MOODLE_MODIFIED) if c not in roster_columns]
+def _canvas_column(columns: list[str], lab: str, chosen: str | None) -> str:
+    """The roster's one assignment column for the lab: --column, or the one column named like the lab."""
+    if chosen is not None:
+        if chosen not in columns:
+            raise UsageError(f"the roster has no column {chosen!r} (a new column would become a new assignment in "
+                             f"Canvas): create the assignment in Canvas, export the gradebook again, and pass its "
+                             f"column's exact name")
+        return chosen
+    spaced = re.sub(r"(\D)(\d)", r"\1 ?\2", re.escape(lab))
+    found = [c for c in columns if re.match(rf"^{spaced}\b", c, re.IGNORECASE) and c not in CANVAS_COLUMNS]
+    if len(found) != 1:
+        which = f"{len(found)} columns match it ({', '.join(map(repr, found))})" if found else "no column matches it"
+        raise UsageError(f"cannot tell the roster's column for {lab}: {which}. Pass --column 'NAME (ID)' with the "
+                         f"assignment's column (never a new one: Canvas would create a new assignment)")
+    return found[0]
+
+
+def export_moodle(scores: Scores, roster: list[dict[str, str]], columns: list[str], policy: Policy) -> Export:
+    """Moodle: the grading worksheet with every column kept and Grade filled on each row's Maximum Grade."""
+    missing = [c for c in (MOODLE_ID, MOODLE_GRADE, MOODLE_MODIFIED) if c not in columns]
     if missing:
         raise UsageError(f"the roster is not a Moodle grading worksheet: no column {', '.join(map(repr, missing))} "
                          f"(assignment > View all submissions > Download grading worksheet; enable the "
                          f"'Offline grading worksheet' feedback type)")
-    by_id, rows, matched, without = _scores_by_id(summary), [], set(), []
+    rows, matched, without, notes = [], set(), [], []
     for entry in roster:
         row = dict(entry)
         identifier = (entry.get(MOODLE_ID) or "").strip()
-        student = identifier[len(MOODLE_PARTICIPANT):] if identifier.startswith(MOODLE_PARTICIPANT) else identifier
-        if student in by_id:
-            row[MOODLE_GRADE] = format_score(parse_score(by_id[student]["score"]))
+        student = identifier.removeprefix(MOODLE_PARTICIPANT)
+        if student in scores.by_id:
+            score = scores.by_id[student]
+            if score is not None:
+                where = f"{identifier}'s {MOODLE_MAXIMUM!r}"
+                lms_max = _maximum(entry.get(MOODLE_MAXIMUM, ""), where) if MOODLE_MAXIMUM in columns else scores.maximum
+                row[MOODLE_GRADE] = format_score(_on_scale(score, scores.maximum, lms_max, policy.scale, where))
             matched.add(student)
         else:
             without.append(student)
+        if policy.due and _submitted_late(entry.get(MOODLE_SUBMITTED, ""), policy.due, identifier):
+            scores.late[student] = True
         rows.append(row)
-    return Export(lab, list(roster_columns), rows, len(matched), sorted(set(by_id) - matched), without)
+    return Export(scores.lab, list(columns), rows, len(matched), sorted(set(scores.by_id) - matched), without, notes)
 
 
-def _find_column(columns: list[str], lab: str) -> str | None:
-    """The roster's assignment column for `lab`: 'lab1', 'Lab 1 (1234)', ... (None if there is none or several)."""
-    spaced = re.sub(r"(\D)(\d)", r"\1 ?\2", re.escape(lab))
-    found = [c for c in columns if re.match(rf"^{spaced}\b", c, re.IGNORECASE)]
-    return found[0] if len(found) == 1 else None
+def _submitted_late(text: str, due: datetime, who: str) -> bool:
+    """Whether Moodle's 'Last modified (submission)' is after the due date ('-': no submission, not late)."""
+    text = text.strip()
+    if not text or text == "-":
+        return False
+    try:
+        return datetime.strptime(text, MOODLE_DATE) > due
+    except ValueError:
+        raise UsageError(f"{who}: cannot read the date {text!r} in {MOODLE_SUBMITTED!r} (expected e.g. 'Monday, "
+                         f"30 November 2026, 11:40 PM', Moodle's English format): leave out --due") from None
 
 
-def _first(rows: list[dict[str, str]], key: str) -> str:
-    """The value of `key` in the first row that has one (the lab's maximum score)."""
-    return next((format_score(parse_score(r[key])) for r in rows if r.get(key)), "")
+def parse_due(text: str) -> datetime:
+    """--due 'YYYY-MM-DD HH:MM' (a date alone means its midnight)."""
+    for form in DUE_FORMATS:
+        try:
+            return datetime.strptime(text.strip(), form)
+        except ValueError:
+            continue
+    raise UsageError(f"--due {text!r} is not a date: write it as 'YYYY-MM-DD HH:MM'")
 
 
-def export_gradebook(folder: Path, fmt: str, roster_path: Path, column: str | None = None) -> Export:
+def export_gradebook(folder: Path, fmt: str, roster_path: Path, policy: Policy | None = None) -> Export:
     """The gradebook CSV for `fmt` (canvas, moodle) from a grading output folder and the LMS's roster file."""
-    output = read_output(folder)
-    fold_written(output.grades, output.summary, output.written, str(folder / "written.csv"))
-    roster, columns = read_csv(roster_path), csv_columns(roster_path)
-    if fmt == "canvas":
-        return export_canvas(output.summary, roster, columns, output.lab, column)
-    return export_moodle(output.summary, roster, columns, output.lab)
+    policy = policy or Policy()
+    scores = class_scores(folder, policy)
+    columns, roster = read_table(roster_path)
+    export = (export_canvas if fmt == "canvas" else export_moodle)(scores, roster, columns, policy)
+    export.notes = scores.notes + export.notes
+    late = sorted(sid for sid, flag in scores.late.items() if flag)
+    if late:
+        export.notes.append(f"late ({'after --due' if policy.due else '_LATE_ in the file name'}; summary.csv's "
+                            f"late column): {_names(late)}")
+    if policy.due:
+        _record_late(folder, scores.late)
+    return export
+
+
+def _record_late(folder: Path, late: dict[str, bool]) -> None:
+    """Store the late flags found from Moodle's dates in the record, so that summary.csv's late column shows them."""
+    record = require_record(folder)
+    for result in record.results.values():
+        if late.get(str(result.get("id", "")).strip()):
+            result["late"] = True
+    record.save(folder)
+    publish(folder, record)
