@@ -365,16 +365,21 @@ def export_gradebook(folder: Path, fmt: str, roster_path: Path, policy: Policy |
     if late:
         export.notes.append(f"late ({'after --due' if policy.due else '_LATE_ in the file name'}; summary.csv's "
                             f"late column): {_names(late)}")
-    if policy.due:
-        _record_late(folder, scores.late)
+    try:
+        _refresh(folder, scores.late if policy.due else {})
+    except OSError as error:  # e.g. a TA allowed to read the folder but not to write it
+        export.notes.append(f"the folder's summary.csv and feedback pages were not brought up to date ({error}): "
+                            f"run `merge --out {folder} {folder}` as the folder's owner")
     return export
 
 
-def _record_late(folder: Path, late: dict[str, bool]) -> None:
-    """Store the late flags found from Moodle's dates in the record, so that summary.csv's late column shows them."""
+def _refresh(folder: Path, late: dict[str, bool]) -> None:
+    """Bring the folder's outputs up to the exported scores (feedback pages agree with the export), with the late
+    flags found from Moodle's dates stored in the record (summary.csv's late column)."""
     record = require_record(folder)
     for result in record.results.values():
         if late.get(str(result.get("id", "")).strip()):
             result["late"] = True
-    record.save(folder)
+    if late:
+        record.save(folder)
     publish(folder, record)
