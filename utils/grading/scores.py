@@ -335,9 +335,10 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
             entry = by_key.get((name, q["question"]))
             if entry is not None:
                 used.add((name, q["question"]))
+            kept = entry.check if entry and entry.check.startswith(CHANGED[:14]) else ""  # only this check persists
             if q["status"] == "needs-reading":
                 answer = q.get("answer", "")
-                check = entry.check if entry else ""
+                check = kept
                 if entry and entry.score is not None and not check and not _same_answer(entry.answer, answer):
                     check = CHANGED
                 if entry and entry.score is not None:
@@ -350,20 +351,24 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                                 "max_score": q["max_score"], "score": format_score(entry.score) if entry else "",
                                 "answer": answer, "check": check, "note": entry.note if entry else ""})
             elif entry is not None and entry.score is not None and q["status"] != "grader-error":
+                # a score given to a written answer that is gone (the file was replaced) must be looked at again
+                check = kept or (CHANGED if entry.answer.strip() else "")
+                if check:
+                    report.changed.append(f"{name} {q['question']}")
                 given = format_score(q["score"])
                 q["score"], q["status"] = entry.score, OVERRIDE
                 q["message"] = f"Score set by the instructor (the grader gave {given}). {q.get('message', '')}".strip()
                 written.append({"submission": name, "lab": record.lab, "question": q["question"],
                                 "max_score": q["max_score"], "score": format_score(entry.score), "answer": "",
-                                "check": "", "note": entry.note})
+                                "check": check, "note": entry.note})
             questions.append(q)
         views[name] = _summarize(result, questions)
     pending = set(record.listed) - set(record.results)
     for entry in entered:
-        key = (entry.submission, entry.question)
-        if key in used or (entry.submission in pending and entry.score is not None):
-            if key not in used:
-                written.append(_entry_row(entry, record.lab, ""))
+        if (entry.submission, entry.question) in used:
+            continue
+        if entry.submission in pending and entry.score is not None:  # kept for when it is graded
+            written.append(_entry_row(entry, record.lab, ""))
             continue
         if entry.score is None and not entry.note.strip():
             continue  # an empty row for an answer that is no longer there: nothing a person entered
