@@ -101,9 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
             "limit and a per-cell time limit; the tests run in a separate trusted process and reach the "
             "student's code only through data. Only the student's solution cells and written answers are taken "
             "from the submission; all tests come from solutions/.",
-            "Writes OUT/grades.csv, OUT/summary.csv, OUT/written.csv (written answers to read), "
-            "OUT/feedback/<submission>.html and a cache in OUT/.cache (unchanged submissions are not "
-            "graded again). Each submission's code runs in a bubblewrap sandbox (Debian package bubblewrap): "
+            "Writes OUT/summary.csv, OUT/grades.csv, OUT/written.csv (written answers to score: the file you "
+            "edit, read as CSV UTF-8; every score in it is kept by later runs), OUT/feedback/<submission>.html, "
+            "the record OUT/grading.json and a cache in OUT/.cache (unchanged submissions are not graded "
+            "again). The outputs describe every submission ever graded into OUT; one listed but not graded yet "
+            "(an interrupted run) has the status not-graded. Each submission's code runs in a bubblewrap sandbox (Debian package bubblewrap): "
             "it sees only its own folder, the Python installation and the course library, has no network, and "
             "all its processes are killed when its turn ends."),
         epilog="statuses:\n" + "\n".join(f"  {k:<17} {v}" for k, v in STATUSES.items()) + "\n\nexit status:\n"
@@ -140,12 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "of their names; grade every shard into its own --out and combine them with `merge`")
 
     merge = commands.add_parser(
-        "merge", help="combine grading output folders (shards) and fold in the written answers' scores",
+        "merge", help="combine the shards' output folders into the folder one run would have written",
         description=_paragraphs(
             "Combine the --out folders of `grade` (the shards of one class, or runs on different submissions) "
-            "into one, and fold the points entered in written.csv's score column into grades.csv and "
-            "summary.csv (those questions get the status 'read'). OUT may be one of the folders: to fold in "
-            "written scores after grading, run `merge --out F F`. A score left empty by the grader stays empty."),
+            "into one: the same files, in the same order, that one run over the whole class writes, with every "
+            "score entered in the folders' written.csv files (and in OUT's own, if it exists) and feedback pages "
+            "made from the merged scores. Refused: shards of different labs, splits, submission lists, options "
+            "or grader versions (--allow-mismatch), a missing or repeated shard, a submission in two folders. "
+            "OUT may be one of the folders: `merge --out F F` rewrites F's files from its record and written.csv."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     merge.add_argument("folders", nargs="+", type=Path, metavar="FOLDER", help="grading output folders")
     merge.add_argument("--out", required=True, type=Path, help="merged output folder (created if needed)")
@@ -158,15 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=_paragraphs(
             "Fill the lab's column of the gradebook file your LMS exported (the roster) from a grading output "
-            "folder, matching students by the id that `grade --id-pattern` took from the file names. Written "
-            "answers' scores from written.csv are included. A submission the grader failed on keeps an empty "
-            "score, never 0.",
+            "folder, matching students by the id that `grade --id-pattern` took from the file names, with the "
+            "scores entered in written.csv. Nothing is written when the folder is partial (--partial), a written "
+            "answer has no score (--unscored-zero), written.csv has rows to check (--ignore-checks) or the LMS's "
+            "maximum differs from the lab's (--scale). A value the roster had is never blanked and a column "
+            "never added.",
             "canvas: the roster is the Gradebook's export (Export Entire Gradebook); students are matched on its "
-            "ID column (--id-pattern canvas); the lab's column is the roster's column whose name starts with the "
-            "lab (e.g. 'Lab 1 (1234)'), --column, or a new one. Import it with Gradebook > Import.",
+            "ID column (--id-pattern canvas); the lab's column is the one roster column whose name starts with "
+            "the lab (e.g. 'Lab 1 (1234)') or --column; its Points Possible is the maximum. Import it with "
+            "Gradebook > Import.",
             "moodle: the roster is the assignment's grading worksheet (View all submissions > Download grading "
-            "worksheet); students are matched on its Identifier, 'Participant N' (--id-pattern moodle). Import "
-            "it with Upload grading worksheet."))
+            "worksheet); students are matched on its Identifier, 'Participant N' (--id-pattern moodle), and each "
+            "row's Maximum Grade is the maximum. Import it with Upload grading worksheet."))
     export.add_argument("folder", type=Path, metavar="FOLDER", help="a grading output folder (after `merge`, if sharded)")
     export.add_argument("--format", required=True, choices=["canvas", "moodle"], help="the LMS")
     export.add_argument("--roster", required=True, type=Path, help="the gradebook CSV exported by the LMS")
