@@ -35,7 +35,7 @@ __all__ = ["GRADES_COLUMNS", "SUMMARY_COLUMNS", "WRITTEN_COLUMNS", "UsageError",
 _csv = csv_text  # the name older tests and tools use
 #: Canvas marks a file handed in after the due date with _LATE_ in its download name.
 CANVAS_LATE = re.compile(r"(?:^|[/_])LATE_\d+_")
-#: Seconds between two rewrites of the outputs while grading (and once at the end).
+#: Least seconds between two rewrites of the outputs while grading (they are always rewritten at the end).
 PUBLISH_EVERY = 2.0
 
 
@@ -175,7 +175,8 @@ class Gradebook:
         """Put one graded submission's result into the record (without the cell records, kept in the cache)."""
         self.record.results[submission.name] = {
             **{k: v for k, v in result.items() if k not in ("cells", "seconds")},
-            "id": submission.id, "late": submission.late, "settings": self.settings}
+            "id": submission.id, "late": submission.late or bool(CANVAS_LATE.search(submission.name)),
+            "settings": self.settings}
 
     def publish(self, pages: set[str] | None = None, final: bool = False) -> Report | None:
         """Save the record and rewrite the outputs; while grading, a written.csv saved unreadable meanwhile only
@@ -195,7 +196,7 @@ class Gradebook:
         results: dict[str, dict[str, Any]] = {}
         self.expected = len(submissions)  # the harness server warms no more sandboxes than that
         fresh: set[str] = set()
-        last = time.monotonic()
+        last, every = time.monotonic(), PUBLISH_EVERY
         with tempfile.TemporaryDirectory(prefix="grading-") as tmp:
             scratch = Path(tmp)
             bar = tqdm(total=len(submissions), desc=f"grading {self.lab.name}", unit="notebook", disable=not self.progress)
@@ -213,9 +214,11 @@ class Gradebook:
                         fresh.add(submission.name)
                         bar.set_postfix_str(f"{submission.name}{' (cached)' if cached else ''}", refresh=False)
                         bar.update()
-                    if fresh and time.monotonic() - last > PUBLISH_EVERY:
+                    if fresh and time.monotonic() - last > every:
+                        began = time.monotonic()
                         self.publish(fresh)
                         fresh, last = set(), time.monotonic()
+                        every = max(PUBLISH_EVERY, 10 * (last - began))  # a big class: rewrite less often
             except BaseException:
                 self.stop.set()
                 executor.shutdown(wait=True, cancel_futures=True)

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.grading.scores import (WRITTEN, Record, UsageError, class_view, combine_entered, format_score,
-                                  parse_score, publish, read_entered, read_table, require_record)
-from utils.grading.shard import parse_shard
+                                  publish, read_entered, read_table, require_record)
 
 #: Id patterns for the file names of "download all submissions". Canvas: `doejane_12345_678901_lab1.ipynb`
 #: (`doejane_LATE_12345_...` when late; 12345 is the Canvas user id, the gradebook's ID column). Moodle:
@@ -110,8 +109,8 @@ def _check_shards(records: list[tuple[Path, Record]], allow_mismatch: bool) -> N
     lists = {tuple(sorted(r.classlist)) for _, r in records}
     if len(lists) > 1 and not allow_mismatch:
         union = set().union(*lists)
-        differ = [f"{f} (shard {r.shard}: {len(r.classlist)} submissions, lacks {_names(sorted(union - set(r.classlist)))})"
-                  for f, r in records if set(r.classlist) != union]
+        differ = [f"{f} (shard {r.shard}: {len(r.classlist)} submissions, lacks "
+                  f"{_names(sorted(union - set(r.classlist)))})" for f, r in records if set(r.classlist) != union]
         raise UsageError("the shards were graded from different submission lists: " + "; ".join(differ) +
                          ". Grade every shard from the same folder of submissions (or pass --allow-mismatch: the "
                          "merged folder then lists the students no shard graded as not-graded)")
@@ -279,7 +278,8 @@ def export_canvas(scores: Scores, roster: list[dict[str, str]], columns: list[st
         if student and student in scores.by_id:
             score = scores.by_id[student]
             if score is not None:  # a score the grader could not give keeps the roster's value
-                row[column] = format_score(_on_scale(score, scores.maximum, lms_max, policy.scale, f"column {column!r}"))
+                value = _on_scale(score, scores.maximum, lms_max, policy.scale, f"column {column!r}")
+                row[column] = format_score(value)
             matched.add(student)
         elif student:
             without.append(student)
@@ -321,7 +321,8 @@ def export_moodle(scores: Scores, roster: list[dict[str, str]], columns: list[st
             score = scores.by_id[student]
             if score is not None:
                 where = f"{identifier}'s {MOODLE_MAXIMUM!r}"
-                lms_max = _maximum(entry.get(MOODLE_MAXIMUM, ""), where) if MOODLE_MAXIMUM in columns else scores.maximum
+                lms_max = (_maximum(entry.get(MOODLE_MAXIMUM, ""), where) if MOODLE_MAXIMUM in columns
+                           else scores.maximum)
                 row[MOODLE_GRADE] = format_score(_on_scale(score, scores.maximum, lms_max, policy.scale, where))
             matched.add(student)
         else:

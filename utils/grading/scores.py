@@ -121,7 +121,8 @@ def read_table(path: Path, required: tuple[str, ...] = ()) -> tuple[list[str], l
     missing = [c for c in required if c not in columns]
     if missing:
         raise UsageError(f"{path} has no column {', '.join(map(repr, missing))} (its header is {columns})")
-    rows = [dict(zip(columns, row + [""] * (len(columns) - len(row)))) for row in table[1:] if any(c.strip() for c in row)]
+    padded = (row + [""] * (len(columns) - len(row)) for row in table[1:] if any(c.strip() for c in row))
+    rows = [dict(zip(columns, row)) for row in padded]
     return columns, rows
 
 
@@ -197,11 +198,6 @@ class Record:
 
     def save(self, folder: Path) -> None:
         atomic_write(folder / RECORD, self.to_json())
-
-
-def class_digest(names: Iterable[str]) -> str:
-    """A short fingerprint of a submission list (for messages comparing shards)."""
-    return hashlib.sha256("\0".join(sorted(names)).encode()).hexdigest()[:12]
 
 
 def load_record(folder: Path) -> Record | None:
