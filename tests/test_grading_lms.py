@@ -224,7 +224,7 @@ def test_canvas_scores_go_out_on_the_assignments_maximum(tmp_path, capsys):
     assert read_csv(out)[0]["Lab 1 (4101)"] == "100.00"  # Canvas keeps its maximum
 
 
-def test_canvas_roster_values_without_a_submission_are_kept(tmp_path):
+def test_canvas_roster_values_without_a_submission_are_kept(tmp_path, capsys):
     folder = fake_output(tmp_path / "run", CANVAS_CLASS, written_score="2")
     roster = roster_variant(tmp_path, CANVAS_ROSTER, ("NLP 2026 B,,,,,\n\"Okafor", "NLP 2026 B,EX,,,,\n\"Okafor"),
                             ("cokafor,NLP 2026 B,,", "cokafor,NLP 2026 B,7.25,"),
@@ -235,6 +235,9 @@ def test_canvas_roster_values_without_a_submission_are_kept(tmp_path):
     assert grades["12347"] == "4.5"  # Lee has a submission: graded
     assert grades["12348"] == "7.25"  # no submission: the hand-entered score stays
     assert grades["12346"] == "9"  # the grader failed (--partial): the roster's value stays, never blanked
+    excused = roster_variant(tmp_path, CANVAS_ROSTER, ("jdoe,NLP 2026 A,,", "jdoe,NLP 2026 A,EX,"))
+    assert export(folder, "canvas", excused, out, "--partial") == 0
+    assert "values already in the roster that this file changes: 12345 ('EX' -> '11')" in capsys.readouterr().out
 
 
 def test_canvas_column_is_found_never_added(tmp_path, capsys):

@@ -285,7 +285,22 @@ def export_canvas(scores: Scores, roster: list[dict[str, str]], columns: list[st
             without.append(student)
         rows.append(row)
     return Export(scores.lab, CANVAS_COLUMNS + [column], rows, len(matched), sorted(set(scores.by_id) - matched),
-                  without)
+                  without, _replaced(roster, rows, "ID", column))
+
+
+def _replaced(roster: list[dict[str, str]], rows: list[dict[str, str]], key: str, column: str) -> list[str]:
+    """A note naming the values the LMS already had that the export changes (an EX, a grade entered there)."""
+    changed = [f"{old[key]} ({old.get(column, '')!r} -> {new[column]!r})" for old, new in zip(roster, rows)
+               if (old.get(column) or "").strip() and _differs(old.get(column, ""), new[column])]
+    return [f"values already in the roster that this file changes: {_names(changed)}"] if changed else []
+
+
+def _differs(old: str, new: str) -> bool:
+    """Whether two gradebook cells hold different values (12.00 and 12 are the same)."""
+    try:
+        return abs(float(old.replace(",", ".")) - float(new)) > 1e-9
+    except ValueError:
+        return old.strip() != new.strip()
 
 
 def _canvas_column(columns: list[str], lab: str, chosen: str | None) -> str:
@@ -312,7 +327,7 @@ def export_moodle(scores: Scores, roster: list[dict[str, str]], columns: list[st
         raise UsageError(f"the roster is not a Moodle grading worksheet: no column {', '.join(map(repr, missing))} "
                          f"(assignment > View all submissions > Download grading worksheet; enable the "
                          f"'Offline grading worksheet' feedback type)")
-    rows, matched, without, notes = [], set(), [], []
+    rows, matched, without = [], set(), []
     for entry in roster:
         row = dict(entry)
         identifier = (entry.get(MOODLE_ID) or "").strip()
@@ -330,6 +345,7 @@ def export_moodle(scores: Scores, roster: list[dict[str, str]], columns: list[st
         if policy.due and _submitted_late(entry.get(MOODLE_SUBMITTED, ""), policy.due, identifier):
             scores.late[student] = True
         rows.append(row)
+    notes = _replaced(roster, rows, MOODLE_ID, MOODLE_GRADE)
     return Export(scores.lab, list(columns), rows, len(matched), sorted(set(scores.by_id) - matched), without, notes)
 
 
