@@ -231,7 +231,7 @@ def test_merge_refuses_shards_of_different_lists_or_settings(subs, tmp_path, cap
     assert "different grader versions or options" in capsys.readouterr().err
 
 
-def test_one_bad_file_is_its_own_row(subs, tmp_path):
+def test_one_bad_file_is_its_own_row(subs, tmp_path, capsys):
     long_name = "x" * 220 + "_12349_678905_labdemo"  # 241 bytes: legal on Linux (247 with .ipynb)
     (subs / f"{long_name}.ipynb").write_bytes(with_answer("Long."))
     (subs / "broken_12350_678906_labdemo.ipynb").write_bytes(b"\xff\xfe\x00 not a notebook")
@@ -246,5 +246,8 @@ def test_one_bad_file_is_its_own_row(subs, tmp_path):
     assert rows["broken_12350_678906_labdemo"]["status"] == "invalid-notebook"
     assert rows[DOE]["score"] == "5.0" and "feedback page could not be written" in rows[DOE]["message"]
     assert rows[DOE]["feedback"] == ""
+    grades = export(out, canvas_roster(tmp_path), "--unscored-zero", "--skip-unknown")
+    assert grades["12345"] == "5" and grades["12347"] == "0"
+    assert "0 points because the file is not a notebook of labdemo" in capsys.readouterr().out
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.glob("*.csv")}
     assert all(mode & 0o044 == 0o044 for mode in modes.values()), modes  # the course's group can read them

@@ -220,6 +220,10 @@ def class_scores(folder: Path, policy: Policy) -> Scores:
                          f"{_names(report.unscored)}. Score them (or pass --unscored-zero to count them as 0)")
     if report.unscored:
         notes.append(f"counted as 0 (--unscored-zero): {_names(report.unscored)}")
+    unusable = [f"{n} ({v['status']})" for n, v in views.items() if v["status"] in ("invalid-notebook", "wrong-lab")]
+    if unusable:
+        notes.append(f"0 points because the file is not a notebook of {record.lab} (see summary.csv's message; the "
+                     f"student may resubmit): {_names(unusable)}")
     missing = [n for n, v in views.items() if not str(v.get("id", "")).strip()]
     if missing:
         raise UsageError(f"{len(missing)} submission(s) have no student id, e.g. {missing[0]!r}: grade with "
