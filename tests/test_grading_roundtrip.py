@@ -204,7 +204,8 @@ def test_shards_merge_into_exactly_what_one_run_writes(subs, tmp_path, capsys):
     scores = {DOE: "2", SMITH: "1.5", OKAFOR: "1"}
     for folder in (whole, merged):
         spreadsheet_save(folder / "written.csv", scores, "utf-8")
-    # merging again (e.g. after a shard was re-graded) keeps the scores entered in the merged folder
+    # a shard graded again afterwards (its written.csv is newer, with empty scores), merged again: scores kept
+    assert grade(subs, tmp_path / "s1", "--shard", "1/2", "--force") == 0
     assert main(["merge", "--out", str(merged), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
     assert main(["merge", "--out", str(whole), str(whole)]) == 0
     for table in ("grades.csv", "summary.csv", "written.csv"):

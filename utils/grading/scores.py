@@ -269,15 +269,16 @@ def read_entered(path: Path, record: Record) -> list[Entered]:
 
 
 def combine_entered(sources: list[list[Entered]]) -> tuple[list[Entered], list[str]]:
-    """Entries from several written.csv files (merging): for one submission and question, the file saved last
-    wins when scores differ. Returns the entries and a description of each conflict."""
+    """Entries from several written.csv files (merging): for one submission and question, a score beats an empty
+    cell (a re-graded shard's fresh file never erases one), and when two scores differ the file saved last wins.
+    Returns the entries and a description of each conflict."""
     chosen: dict[tuple[str, str], Entered] = {}
     conflicts = []
     for entries in sources:
         for entry in entries:
             key = (entry.submission, entry.question)
             other = chosen.get(key)
-            if other is not None and other.score != entry.score:
+            if other is not None and None not in (other.score, entry.score) and other.score != entry.score:
                 newer = max((other, entry), key=lambda e: e.source.stat().st_mtime_ns)
                 conflicts.append(f"{key[0]!r} {key[1]}: {format_score(other.score) or 'empty'} in {other.source}, "
                                  f"{format_score(entry.score) or 'empty'} in {entry.source}; kept "
