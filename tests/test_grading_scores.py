@@ -10,8 +10,8 @@ import pytest
 
 from utils.grading import lms
 from utils.grading.cli import main
-from utils.grading.scores import (WRITTEN_COLUMNS, Record, UsageError, csv_text, feedback_file, publish, read_entered,
-                                  read_table, unprotect)
+from utils.grading.scores import (WRITTEN_COLUMNS, Record, UsageError, csv_text, feedback_file, load_record, publish,
+                                  read_entered, read_table, unprotect)
 from utils.grading.spreadsheet import safe_cell
 
 QUESTIONS = [{"id": "q1", "points": 10.0, "kind": "test"}, {"id": "w1", "points": 2.0, "kind": "written"}]
@@ -99,3 +99,11 @@ def test_permission_denied_is_a_clear_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(Path, "read_bytes", denied)
     with pytest.raises(UsageError, match="permission denied .* chmod -R g\\+rX"):
         read_table(tmp_path / "x.csv")
+
+
+def test_a_folder_from_the_older_grader_is_refused_by_merge_and_export_with_what_to_do(tmp_path, capsys):
+    (tmp_path / "summary.csv").write_text("submission,id,score,max_score,status\n")
+    (tmp_path / "grading.json").write_text('{"lab": "labdemo", "shard": null, "submissions": []}')
+    assert main(["export", str(tmp_path), "--format", "canvas", "--roster", str(tmp_path / "summary.csv")]) == 2
+    assert "older version of the grader" in capsys.readouterr().err
+    assert load_record(tmp_path, upgrade=True).lab == "labdemo"  # grading into it starts the record afresh

@@ -154,7 +154,7 @@ class Gradebook:
         """Load or start the folder's record and list `submissions` in it (saved before grading starts, so an
         interrupted run leaves a folder that says what is missing). Refuses a folder of another lab or shard,
         and a written.csv that cannot be read (before anything is graded)."""
-        record = load_record(self.out)
+        record = load_record(self.out, upgrade=True)
         questions = [{"id": q.id, "points": q.points, "kind": q.kind} for q in self.lab.questions]
         if record is None:
             record = Record(self.lab.name, questions, shard)

@@ -200,11 +200,12 @@ class Record:
         atomic_write(folder / RECORD, self.to_json())
 
 
-def load_record(folder: Path) -> Record | None:
-    """The folder's record, None when there is none; an older or damaged one is refused."""
+def load_record(folder: Path, upgrade: bool = False) -> Record | None:
+    """The folder's record, None when there is none; an older or damaged one is refused, or with `upgrade` (when
+    grading into the folder) started afresh with the older one's lab and shard (its results are graded again)."""
     path = folder / RECORD
     if not path.exists():
-        if (folder / SUMMARY).exists():
+        if (folder / SUMMARY).exists() and not upgrade:
             raise UsageError(f"{folder} was graded by an older version of the grader (no results in {RECORD}): "
                              f"grade it again into the same --out (the cache makes this quick)")
         return None
@@ -212,6 +213,8 @@ def load_record(folder: Path) -> Record | None:
         data = json.loads(decode_strictly(path))
     except ValueError as error:
         raise UsageError(f"{path} is damaged ({error}): grade again into a new --out folder") from None
+    if data.get("format") != RECORD_FORMAT and upgrade:
+        return Record(str(data.get("lab", "")), [], data.get("shard"))
     if data.get("format") != RECORD_FORMAT:
         raise UsageError(f"{folder} was graded by an older version of the grader: grade it again into the same "
                          f"--out (the cache makes this quick)")
