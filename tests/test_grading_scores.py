@@ -107,3 +107,18 @@ def test_a_folder_from_the_older_grader_is_refused_by_merge_and_export_with_what
     assert main(["export", str(tmp_path), "--format", "canvas", "--roster", str(tmp_path / "summary.csv")]) == 2
     assert "older version of the grader" in capsys.readouterr().err
     assert load_record(tmp_path, upgrade=True).lab == "labdemo"  # grading into it starts the record afresh
+
+
+def test_a_score_survives_a_grader_failure_on_its_submission(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    failed = [{"question": q["id"], "score": 0.0, "max_score": q["points"], "status": "grader-error",
+               "message": "the grader failed"} for q in QUESTIONS]
+    graded = Record("lab1", QUESTIONS, None, ["a"], ["a"], {"a": {
+        "status": "grader-error", "message": "", "score": 0.0, "max_score": 12.0, "questions": failed, "id": "1"}})
+    (folder / "written.csv").write_text(csv_text(WRITTEN_COLUMNS, [
+        {"submission": "a", "lab": "lab1", "question": "w1", "max_score": 2, "score": "1.5", "answer": "x"}]))
+    publish(folder, graded)
+    [row] = read_table(folder / "written.csv")[1]
+    assert (row["submission"], row["score"], row["answer"]) == ("a", "1.5", "x")
+    assert read_table(folder / "summary.csv")[1][0]["score"] == ""  # a failure is never a 0

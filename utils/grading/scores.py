@@ -361,6 +361,8 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                 written.append({"submission": name, "lab": record.lab, "question": q["question"],
                                 "max_score": q["max_score"], "score": format_score(entry.score), "answer": "",
                                 "check": check, "note": entry.note})
+            elif entry is not None and (entry.score is not None or entry.note.strip()):
+                written.append(_entry_row(entry, record.lab, ""))  # the grader failed: kept for the next run
             questions.append(q)
         views[name] = _summarize(result, questions)
     pending = set(record.listed) - set(record.results)
