@@ -173,10 +173,11 @@ class Gradebook:
 
     def record_result(self, submission: Submission, result: dict[str, Any]) -> None:
         """Put one graded submission's result into the record (without the cell records, kept in the cache)."""
+        before = self.record.results.get(submission.name, {})  # a late flag from Moodle's dates (export --due) stays
+        late = submission.late or bool(CANVAS_LATE.search(submission.name)) or bool(before.get("late"))
         self.record.results[submission.name] = {
             **{k: v for k, v in result.items() if k not in ("cells", "seconds")},
-            "id": submission.id, "late": submission.late or bool(CANVAS_LATE.search(submission.name)),
-            "settings": self.settings}
+            "id": submission.id, "late": late, "settings": self.settings}
 
     def publish(self, pages: set[str] | None = None, final: bool = False) -> Report | None:
         """Save the record and rewrite the outputs; while grading, a written.csv saved unreadable meanwhile only
