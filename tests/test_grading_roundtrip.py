@@ -252,3 +252,24 @@ def test_one_bad_file_is_its_own_row(subs, tmp_path, capsys):
     assert "0 points because the file is not a notebook of labdemo" in capsys.readouterr().out
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.glob("*.csv")}
     assert all(mode & 0o044 == 0o044 for mode in modes.values()), modes  # the course's group can read them
+
+
+def test_moodle_names_graded_and_exported_on_the_worksheets_maximum(tmp_path, capsys):
+    subs = tmp_path / "moodle"
+    (subs / "Jane Doe_1234567_assignsubmission_file_").mkdir(parents=True)  # Moodle: a folder per participant
+    (subs / "Jane Doe_1234567_assignsubmission_file_" / "labdemo.ipynb").write_bytes(with_answer("Signs cancel."))
+    (subs / "John Smith_1234568_assignsubmission_file_labdemo.ipynb").write_bytes(with_answer("Positive."))
+    out = tmp_path / "out"
+    assert main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(out), "--jobs", "2",
+                 "--timeout", "20", "--memory", "1G", "--id-pattern", "moodle", "--quiet", str(subs)]) == 0
+    spreadsheet_save(out / "written.csv", {"Jane Doe_1234567_assignsubmission_file_/labdemo": "2",
+                                           "John Smith_1234568_assignsubmission_file_labdemo": "0.5"}, "utf-8")
+    roster = Path(__file__).parent / "fixtures" / "lms" / "moodle-grading-worksheet.csv"
+    target = tmp_path / "moodle.csv"
+    command = ["export", str(out), "--format", "moodle", "--roster", str(roster), "--out", str(target)]
+    assert main(command) == 2 and "out of 12 points but the lab is out of 7" in capsys.readouterr().err
+    assert main([*command, "--scale", "--due", "2026-11-30 23:00"]) == 0
+    grades = {r["Identifier"]: r["Grade"] for r in read_csv(target)}
+    assert grades == {"Participant 1234567": "12", "Participant 1234568": "9.43",  # 7/7 and 5.5/7 of 12
+                      "Participant 1234569": "", "Participant 1234570": ""}
+    assert {r["id"]: r["late"] for r in read_csv(out / "summary.csv")} == {"1234567": "", "1234568": "yes"}
