@@ -127,13 +127,21 @@ def _kind_problem(info: zipfile.ZipInfo) -> str:
     return ""
 
 
+def _size(count: int) -> str:
+    """Bytes for a message: 4 GiB, 1.5 MiB, 700 bytes."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} bytes"
+
+
 def _check_bomb(archive: Path, infos: list[zipfile.ZipInfo]) -> None:
     """Refuse an archive whose notebooks would unpack to too much, or that expands like a zip bomb."""
     unpacked = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos)
     if unpacked > MAX_UNPACKED:
-        raise UsageError(f"{archive}: its notebooks would unpack to {unpacked / 2**30:.1f} GiB, more than the limit "
-                         f"of {MAX_UNPACKED / 2**30:g} GiB (MAX_UNPACKED). {_UNPACK_YOURSELF}.")
+        raise UsageError(f"{archive}: its notebooks would unpack to {_size(unpacked)}, more than the limit of "
+                         f"{_size(MAX_UNPACKED)} (MAX_UNPACKED). {_UNPACK_YOURSELF}.")
     if unpacked > RATIO_FLOOR and unpacked > MAX_RATIO * max(packed, 1):
         raise UsageError(f"{archive}: its notebooks would unpack to {unpacked // max(packed, 1)} times their "
                          f"compressed size, more than the limit of {MAX_RATIO} (MAX_RATIO): this looks like a zip "
