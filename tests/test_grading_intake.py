@@ -54,12 +54,13 @@ def build_zip(path: Path, members: dict[str, bytes], *, utf8_flag: bool = True) 
         for n, (name, data) in enumerate(members.items()):
             raw = name.encode("utf-8")
             if not utf8_flag and not name.isascii():  # same length, ASCII, swapped for the raw bytes below
-                placeholder = f"{n:0{len(raw)}d}"[-len(raw):].encode()
+                placeholder = f"@{n}@".ljust(len(raw), "#").encode()
                 placeholders[placeholder] = raw
                 name = placeholder.decode()
             archive.writestr(name, data)
     data = buffer.getvalue()
     for placeholder, raw in placeholders.items():
+        assert data.count(placeholder) == 2  # the member's local header and its central directory entry
         data = data.replace(placeholder, raw)
     path.write_bytes(data)
     return path
