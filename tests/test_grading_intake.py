@@ -173,6 +173,14 @@ def test_archive_bombs_are_refused_with_the_limit_named(tmp_path, monkeypatch, l
     assert "unpack it yourself" in str(refused.value) and not any(scratch.iterdir())
 
 
+def test_the_labs_page_states_the_limits_the_code_applies():
+    page = " ".join((Path(__file__).resolve().parents[1] / "book" / "labs.md").read_text().split())
+    assert "Grading an LMS download directly" in page
+    stated = (f"more than {intake.MAX_MEMBERS:,} members", f"more than {intake._size(intake.MAX_UNPACKED)}",
+              f"(past {intake._size(intake.RATIO_FLOOR)}) to more than {intake.MAX_RATIO} times")
+    assert all(claim in page for claim in stated), stated
+
+
 def test_a_member_larger_than_a_notebook_may_be_is_copied_only_up_to_the_graders_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(intake, "MAX_BYTES", 1000)
     result = take_in([build_zip(tmp_path / "a.zip", {"huge_1_1_labdemo.ipynb": b"x" * 50_000})], "labdemo")
