@@ -219,8 +219,10 @@ def test_a_folder_with_undecodable_or_very_long_names_gives_text_names(tmp_path)
     Path(os.fsdecode(bytes(folder) + b"/m\xfcller_12345_1_labdemo.ipynb")).write_bytes(b"{}")  # ISO-8859-1 on disk
     long_name = "ü" * 120 + "_12346_1_labdemo.ipynb"  # 262 bytes in the archive: more than a file name may have
     archive = build_zip(tmp_path / "long.zip", {long_name: b"{}"})
+    build_zip(folder / "forgotten.zip", {"x_12347_1_labdemo.ipynb": b"{}"})
     result = take_in([folder, archive], "labdemo")
     assert names(result) == ["m\\xfcller_12345_1_labdemo", long_name.removesuffix(".ipynb")]
+    assert any("forgotten.zip: a zip archive inside a folder is not unpacked" in note for note in result.notes)
     assert names(result)[0].encode("utf-8") and result.submissions[1].path.read_bytes() == b"{}"
 
 

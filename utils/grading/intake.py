@@ -166,6 +166,14 @@ def _copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) 
     return ""
 
 
+def _zip_time(info: zipfile.ZipInfo) -> float:
+    """A member's modification time in seconds (0 when the archive holds no valid date)."""
+    try:
+        return time.mktime(info.date_time + (0, 0, -1))
+    except (OverflowError, ValueError):
+        return 0.0
+
+
 def _recency(name: str, modified: float) -> float:
     """How new a file is: Canvas's file id (it grows with every upload), else its modification time."""
     found = student_of(name)
@@ -212,14 +220,16 @@ def unpack(archive: Path, scratch: Path, index: int) -> tuple[list[Found], list[
             problem = _copy_member(opened, info, target)
             if problem:
                 notes.append(f"{archive.name}: {name!r} {problem}")
-            modified = time.mktime(info.date_time + (0, 0, -1)) if info.date_time[0] >= 1980 else 0.0
             found.append(Found(name[: -len(".ipynb")], target, f"{archive.name}: {name}",
-                               _recency(name, modified), (index, position)))
+                               _recency(name, _zip_time(info)), (index, position)))
     return found, notes, skipped
 
 
-def _from_path(path: Path, index: int) -> list[Found]:
-    """The notebooks of a file or folder given on the command line, named as `collect_submissions` names them."""
+def _from_path(path: Path, index: int) -> tuple[list[Found], list[str]]:
+    """The notebooks of a file or folder given on the command line, named as `collect_submissions` names them, and
+    a note for each zip archive in a folder (only archives given themselves are unpacked)."""
+    notes = [f"{archive}: a zip archive inside a folder is not unpacked: give the archive itself to grade it"
+             for archive in (sorted(path.rglob("*.zip")) if path.is_dir() else [])]
     found = []
     for position, submission in enumerate(collect_submissions([path])):
         name = clean_name(submission.name)
@@ -228,7 +238,7 @@ def _from_path(path: Path, index: int) -> list[Found]:
         except OSError:
             modified = 0.0
         found.append(Found(name, submission.path, str(submission.path), _recency(name, modified), (index, position)))
-    return found
+    return found, notes
 
 
 def _named_after(own: str, lab: str | None) -> bool:
@@ -293,7 +303,9 @@ def take_in(paths: list[Path], lab: str | None = None, scratch: Path | None = No
             notes += problems
             skipped += names
         else:
-            found += _from_path(path, index)
+            items, problems = _from_path(path, index)
+            found += items
+            notes += problems
     seen: set[Path] = set()
     distinct = []
     for item in found:  # the same file given twice (a folder and a file in it) is one submission
