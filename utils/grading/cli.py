@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                f"  {EXIT_NO_SANDBOX}    no sandbox: install bubblewrap, or pass --no-sandbox\n"
                f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); what was graded is saved")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
-                       help=".ipynb files, folders searched recursively for .ipynb files, or the .zip archive of Canvas's "
-                            "Download Submissions or Moodle's Download all submissions (one notebook per student)")
+                       help=".ipynb files, folders searched recursively for .ipynb files, or the .zip archive of "
+                            "Canvas's Download Submissions or Moodle's Download all submissions (one notebook per "
+                            "student)")
     grade.add_argument("--lab", required=True, help="the lab to grade, e.g. lab1")
     grade.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution labs (default: %(default)s)")

@@ -4,11 +4,11 @@ submissions") into the submissions to grade, one per student.
 Archives are read the way the LMSs write them (the naming rules are in ID_PRESETS, utils/grading/lms.py):
 
 - Canvas "Download Submissions": flat files `<sortable name>[_LATE]_<user id>_<file id>_<file name>`, the name
-  lower-cased and stripped of everything but letters and digits (lib/content_zipper.rb). A re-upload of a file of
-  the same name gets a suffix (`lab1-1.ipynb`) and a higher file id.
+  lower-cased and stripped of everything but letters, digits and _ (lib/content_zipper.rb). A re-upload of a file
+  of the same name gets a suffix (`lab1-1.ipynb`) and a higher file id.
 - Moodle "Download all submissions": `<full name>_<participant id>_assignsubmission_file_<file name>`, or, with
-  "Download submissions in folders" (the default since 3.1), a folder `<full name>_<participant id>_assignsubmission_file`
-  per student (mod/assign/classes/downloader.php).
+  "Download submissions in folders" (the default since 3.1), a folder
+  `<full name>_<participant id>_assignsubmission_file` per student (mod/assign/classes/downloader.php).
 
 Like nbgrader's `zip_collect`, the student is found by a regular expression on each file's name. Members are never
 written under their own names: each is copied, at most `MAX_BYTES` + 1 bytes of it, to a numbered file in a scratch
