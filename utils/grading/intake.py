@@ -317,8 +317,8 @@ def take_in(paths: list[Path], lab: str | None = None, scratch: Path | None = No
     graded = {student_of(s.name)[:2] for s in submissions if student_of(s.name)}
     for lms, sid in dict.fromkeys(student_of(n)[:2] for n in skipped if student_of(n)):
         if (lms, sid) not in graded:
-            notes.append(f"{lms} student {sid} submitted no notebook (only the files skipped above): no row, their "
-                         f"grade stays empty")
+            notes.append(f"{lms} student {sid} submitted no notebook (only the files skipped above): not graded, "
+                         f"no row in the gradebook")
     late = [s.name for s in submissions if is_late(s.name)]
     if late:
         notes.append(f"{len(late)} submission(s) marked LATE by Canvas, e.g. {late[0]!r} (the name keeps _LATE_)")
