@@ -192,7 +192,8 @@ def test_each_export_has_one_value_per_student_equal_to_the_gradebook(graded_cla
         assert all(0 <= float(v) <= MAX_SCORE for v in values.values())
 
 
-def test_the_class_is_graded_within_a_minute(graded_class):
-    """The whole path (three shards, merges, exports) on the test machine; the figure is printed for the record."""
+def test_the_class_is_graded_in_well_under_two_minutes(graded_class):
+    """The whole path (three shards, merges, exports): about 15 s on 2 busy cores, 35 s at a load of 16; a
+    cache that stopped working (300 notebooks graded one by one) would take several minutes."""
     print(f"class of {len(STUDENTS)}: {graded_class['seconds']:.1f} s")
     assert graded_class["seconds"] < 120
