@@ -270,7 +270,8 @@ def pick_one_per_student(found: list[Found], lab: str | None) -> tuple[list[Foun
 
 
 def _unique_names(found: list[Found]) -> list[Submission]:
-    """Submissions with distinct names: a repeated name gets -2, -3, ... in the order given."""
+    """Submissions with distinct names (a repeated name gets -2, -3, ... in the order given), with the student id
+    of the name an LMS gave (`grade --id-pattern` replaces it)."""
     names: set[str] = set()
     submissions = []
     for item in found:
@@ -279,7 +280,8 @@ def _unique_names(found: list[Found]) -> list[Submission]:
             n += 1
             unique = f"{item.name}-{n}"
         names.add(unique)
-        submissions.append(Submission(unique, item.path))
+        student = student_of(item.name)
+        submissions.append(Submission(unique, item.path, student[1] if student else ""))
     return submissions
 
 
