@@ -42,6 +42,10 @@ BROKEN = {20010: b"{not json", 20160: b'{"cells": "not a notebook"}', 20240: b""
           20161: b"[]", 20241: b"   \n"}
 LONG = {20020: "canvas", 20170: "moodle-folders", 20250: "moodle-flat"}
 SHARDS = 3
+#: Each variant's total once every written answer has WRITTEN_SCORE points: the solution, the released lab (no code
+#: point; its written placeholder is scored like any answer), a wrong `square` (-2 points) and another correct one.
+EXPECTED = [6.5, 1.5, 4.5, 6.5]
+WRITTEN_SCORE = "1.5"
 CANVAS_COLUMN = "Lab demo (4242)"  # the assignment as the instructor named it in Canvas
 
 
@@ -60,14 +64,13 @@ def person(sid: int) -> tuple[str, str]:
     return f"Student{sid}", given
 
 
-def write_class(folder: Path, released: bytes) -> dict:
-    """The three LMS archives of the class in `folder` (key archives) and whether each student's file is broken."""
+def write_class(folder: Path, released: bytes) -> dict[str, list[Path]]:
+    """The three LMS archives of the class, written into `folder`."""
     contents = [json.dumps(SOLUTION).encode(), released, variant("def square(x):\n    return 9"),
                 variant("def square(x):\n    return x ** 2")]
-    canvas, folders, flat, kinds = {}, {}, {}, {}
+    canvas, folders, flat = {}, {}, {}
     for sid in STUDENTS:
         data = BROKEN.get(sid, contents[sid % len(contents)])
-        kinds[sid] = "broken" if sid in BROKEN else "graded"
         family, given = person(sid)
         own = "labdemo.ipynb" if sid not in LONG else "labdemo " + "très long nom de fichier " * 10 + ".ipynb"
         if sid < 20150:
@@ -85,7 +88,7 @@ def write_class(folder: Path, released: bytes) -> dict:
     assert all(len(n.encode()) >= 240 for n in [*canvas, *folders, *flat] if "très long" in n)
     return {"archives": [build_zip(folder / "NLP-Lab demo submissions.zip", canvas, utf8_flag=False),
                          build_zip(folder / "NLP-Lab demo-4242.zip", folders),
-                         build_zip(folder / "NLP-Lab demo-4242 (1).zip", flat)], "kinds": kinds}
+                         build_zip(folder / "NLP-Lab demo-4242 (1).zip", flat)]}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -132,7 +135,7 @@ def graded_class(tmp_path_factory):
     if (merged / "written.csv").exists():  # the instructor scores every written answer, then folds them in
         written = read_csv(merged / "written.csv")
         for row in written:
-            row["score"] = "1.5"
+            row["score"] = WRITTEN_SCORE
         with (merged / "written.csv").open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(written[0]) if written else ["submission"])
             writer.writeheader()
@@ -142,7 +145,7 @@ def graded_class(tmp_path_factory):
     for lms, roster, column in (("canvas", canvas_roster, ["--column", CANVAS_COLUMN]), ("moodle", moodle_roster, [])):
         runs[f"export {lms}"] = cli("export", str(merged), "--format", lms, "--roster", str(roster), *column,
                                     "--out", str(root / f"{lms}.csv"))
-    return {"root": root, "runs": runs, "kinds": made["kinds"], "seconds": time.monotonic() - start}
+    return {"root": root, "runs": runs, "seconds": time.monotonic() - start}
 
 
 def test_the_archives_give_every_student_one_submission_in_exactly_one_shard(graded_class):
@@ -168,8 +171,7 @@ def test_every_student_gets_exactly_one_row_with_a_status(graded_class):
     summary = read_csv(graded_class["root"] / "merged" / "summary.csv")
     assert sorted(int(r["id"]) for r in summary) == list(STUDENTS)
     status = {int(r["id"]): r["status"] for r in summary}
-    assert {s for s, kind in graded_class["kinds"].items() if kind == "broken"} == {
-        s for s, st in status.items() if st == "invalid-notebook"}
+    assert {s for s, st in status.items() if st == "invalid-notebook"} == set(BROKEN)
     assert not any(status[s] in ("invalid-notebook", "grader-error") for s in STUDENTS if s not in BROKEN)
     assert all(f"_{r['id']}_" in r["submission"] for r in summary)
     pages = list((graded_class["root"] / "merged" / "feedback").rglob("*.html"))
@@ -189,7 +191,7 @@ def test_each_export_has_one_value_per_student_equal_to_the_gradebook(graded_cla
         values = {r[key].removeprefix("Participant "): r[column] for r in rows}
         assert len(rows) == len(values) == len(STUDENTS) and set(values) == {str(s) for s in STUDENTS}
         assert all(values[s] != "" and float(values[s]) == pytest.approx(float(score[s])) for s in values)
-        assert all(0 <= float(v) <= MAX_SCORE for v in values.values())
+        assert all(float(values[str(s)]) == EXPECTED[s % len(EXPECTED)] for s in STUDENTS if s not in BROKEN)
 
 
 def test_the_class_is_graded_in_well_under_two_minutes(graded_class):
