@@ -11,8 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from utils.grading.gradebook import Gradebook, UsageError, atomic_write, collect_submissions, summary_table
+from utils.grading.gradebook import Gradebook, UsageError, atomic_write, summary_table
 from utils.grading.grader import STATUSES, Options
+from utils.grading.intake import submissions_to_grade
 from utils.grading.lms import (ID_PRESETS, Policy, compile_id_pattern, export_gradebook, merge_outputs, parse_due,
                                student_id)
 from utils.grading.notebook import LabError, find_labs, parse_lab
@@ -116,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
                f"  {EXIT_NO_SANDBOX}    no sandbox: install bubblewrap, or pass --no-sandbox\n"
                f"  {EXIT_INTERRUPTED}  interrupted (Ctrl-C); what was graded is saved")
     grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
-                       help=".ipynb files, or folders searched recursively for .ipynb files")
+                       help=".ipynb files, folders searched recursively for .ipynb files, or the .zip archive of "
+                            "Canvas's Download Submissions or Moodle's Download all submissions (one notebook per "
+                            "student)")
     grade.add_argument("--lab", required=True, help="the lab to grade, e.g. lab1")
     grade.add_argument("--out", required=True, type=Path, help="output folder (created if needed)")
     grade.add_argument("--solutions", type=Path, default=Path("solutions"), help="folder of solution labs (default: %(default)s)")
@@ -228,7 +231,7 @@ def _grade(args: argparse.Namespace) -> int:
     if args.lab not in labs:
         raise UsageError(f"unknown lab {args.lab!r}: {args.solutions} has " + (", ".join(labs) or "no labs"))
     lab = parse_lab(args.lab, labs[args.lab])
-    submissions = collect_submissions(args.submissions)
+    submissions = submissions_to_grade(args.submissions, lab.name)
     if not submissions:
         raise UsageError("no submissions: the folders given contain no .ipynb files")
     if args.id_pattern:
