@@ -130,3 +130,47 @@ def test_lab5_new_questions_reject_plausible_wrong_answers(tmp_path):
                 assert row["status"] != "passed" and float(row["score"]) == 0.0, f"{wrong[question]!r} was accepted"
             else:
                 assert row["status"] == "passed", (submission, row)  # the reference answer, as a control
+
+
+LAB4_Q5 = '''def sgd_step_by_hand(embedding, weight, bias, texts, labels, lr):
+    means = torch.stack([embedding[text].mean(dim=0) for text in texts])
+    probs = torch.softmax(means @ weight.T + bias, dim=1)
+    errors = probs - torch.nn.functional.one_hot(torch.tensor(labels), weight.shape[0]).to(probs.dtype)
+    grad_means = errors @ weight / len(texts)
+    grad = torch.zeros_like(embedding)
+    for text, grad_mean in zip(texts, grad_means):
+        grad.index_add_(0, torch.tensor(text), grad_mean.expand(len(text), -1) / len(text))
+    return embedding - lr * grad
+'''
+LAB4_Q5_WRONG = {
+    "sign error: a step up the gradient": ("return embedding - lr * grad", "return embedding + lr * grad"),
+    "transposed weight matrix": ("errors @ weight / len(texts)", "errors @ weight.T / len(texts)"),
+    "off by one: the mean over one token more": ("/ len(text))", "/ (len(text) + 1))"),
+    "summed loss instead of the batch mean": ("errors @ weight / len(texts)", "errors @ weight"),
+    "softmax over the batch instead of the classes": ("dim=1)", "dim=0)"),
+    "a repeated token counted once": ("torch.tensor(text), grad_mean.expand(len(text), -1)",
+                                      "torch.tensor(sorted(set(text))), grad_mean.expand(len(set(text)), -1)"),
+    "scores instead of probabilities": ("torch.softmax(means @ weight.T + bias, dim=1)", "means @ weight.T + bias"),
+}
+
+
+def test_lab4_step_by_hand_rejects_plausible_wrong_answers(tmp_path):
+    """Each wrong step by hand loses Question 5 (failed), while Questions 1-4 of the same submission still pass."""
+    solution = json.loads((ROOT / "solutions" / "lab4" / "lab4.ipynb").read_text())
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    names = {}
+    for i, (name, change) in enumerate(LAB4_Q5_WRONG.items()):
+        names[f"mutant{i}"] = name
+        notebook = _submission(solution, {"q5_sgd_step": _mutate(LAB4_Q5, change)})
+        (subs / f"mutant{i}.ipynb").write_text(json.dumps(notebook))
+    (subs / "reference.ipynb").write_text(json.dumps(_submission(solution, {"q5_sgd_step": LAB4_Q5})))
+    out = tmp_path / "out"
+    main(["grade", "--lab", "lab4", "--out", str(out), "--jobs", "2", "--timeout", "300", "--quiet", str(subs)])
+    status = {(row["submission"], row["question"]): row for row in read_csv(out / "grades.csv")}
+    assert status["reference", "q5_tests"]["status"] == "passed", status["reference", "q5_tests"]  # the control
+    for submission, name in names.items():
+        for question in ("q1_tests", "q2_tests", "q3_tests", "q4_tests"):
+            assert status[submission, question]["status"] == "passed", (submission, status[submission, question])
+        row = status[submission, "q5_tests"]
+        assert row["status"] != "passed" and float(row["score"]) == 0.0, f"{name!r} was accepted"
