@@ -174,3 +174,68 @@ def test_lab4_step_by_hand_rejects_plausible_wrong_answers(tmp_path):
             assert status[submission, question]["status"] == "passed", (submission, status[submission, question])
         row = status[submission, "q5_tests"]
         assert row["status"] != "passed" and float(row["score"]) == 0.0, f"{name!r} was accepted"
+
+
+LAB6_PPMI = '''def ppmi(counts, alpha=0.75):
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    p_w = counts.sum(axis=1) / total
+    smoothed = counts.sum(axis=0) ** alpha
+    p_c = smoothed / smoothed.sum()
+    seen = counts > 0
+    pmi = np.zeros_like(counts)
+    expected = np.outer(p_w, p_c)
+    pmi[seen] = np.log(counts[seen] / total / expected[seen])
+    return np.maximum(pmi, 0.0)
+'''
+LAB6_PPMI_WRONG = {
+    "PMI without the positive clip": ("return np.maximum(pmi, 0.0)", "return pmi"),
+    "log of the counts, not normalised": ("np.log(counts[seen] / total / expected[seen])", "np.log(counts[seen])"),
+    "no context smoothing": ("counts.sum(axis=0) ** alpha", "counts.sum(axis=0)"),
+    "the word distribution smoothed instead (transposed)": ("p_w = counts.sum(axis=1) / total\n    smoothed = counts.sum(axis=0) ** alpha",
+                                                            "p_w = counts.sum(axis=0) / total\n    smoothed = counts.sum(axis=1) ** alpha"),
+    "off by one: log(1 + x)": ("np.log(", "np.log1p("),
+    "smoothed context counts divided by the unsmoothed total": ("p_c = smoothed / smoothed.sum()", "p_c = smoothed / total"),
+}
+LAB6_SVD = '''def svd_vectors(matrix, k):
+    u, s, _ = svds(np.asarray(matrix, dtype=np.float64), k=k)
+    order = np.argsort(s)[::-1]
+    return u[:, order] * np.sqrt(s[order])
+'''
+LAB6_SVD_WRONG = {
+    "U instead of U S^(1/2)": ("return u[:, order] * np.sqrt(s[order])", "return u[:, order]"),
+    "U S instead of U S^(1/2)": ("np.sqrt(s[order])", "s[order]"),
+    "transposed: the right singular vectors": ("u, s, _ = svds(np.asarray(matrix, dtype=np.float64), k=k)",
+                                               "_, s, vt = svds(np.asarray(matrix, dtype=np.float64), k=k)\n    u = vt.T"),
+    "off by one: k + 1 dimensions": ("k=k)", "k=k + 1)"),
+    "ascending order, as svds returns it": ("np.argsort(s)[::-1]", "np.argsort(s)"),
+    "the k smallest singular values of a full SVD": (
+        "u, s, _ = svds(np.asarray(matrix, dtype=np.float64), k=k)",
+        "u, s, _ = np.linalg.svd(np.asarray(matrix, dtype=np.float64), full_matrices=False)\n    u, s = u[:, -k:], s[-k:]"),
+}
+
+
+def test_lab6_ppmi_and_svd_reject_plausible_wrong_answers(tmp_path):
+    """Each submission holds one wrong PPMI (Question 2) and one wrong SVD (Question 6): both lose their points."""
+    solution = json.loads((ROOT / "solutions" / "lab6" / "lab6.ipynb").read_text())
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    expected = {}
+    for i, ((ppmi_name, ppmi_change), (svd_name, svd_change)) in enumerate(
+            zip(LAB6_PPMI_WRONG.items(), LAB6_SVD_WRONG.items(), strict=True)):
+        expected[f"mutant{i}"] = {"q2_tests": ppmi_name, "q6_tests": svd_name}
+        answers = {"q2_ppmi": _mutate(LAB6_PPMI, ppmi_change), "q6_svd_vectors": _mutate(LAB6_SVD, svd_change)}
+        (subs / f"mutant{i}.ipynb").write_text(json.dumps(_submission(solution, answers)))
+    reference = _submission(solution, {"q2_ppmi": LAB6_PPMI, "q6_svd_vectors": LAB6_SVD})
+    (subs / "reference.ipynb").write_text(json.dumps(reference))
+    out = tmp_path / "out"
+    main(["grade", "--lab", "lab6", "--out", str(out), "--jobs", "2", "--timeout", "300", "--quiet", str(subs)])
+    status = {(row["submission"], row["question"]): row for row in read_csv(out / "grades.csv")}
+    for question in ("q1_tests", "q2_tests", "q3_tests", "q6_tests"):
+        assert status["reference", question]["status"] == "passed", status["reference", question]  # the control
+    for submission, wrong in expected.items():
+        for question in ("q1_tests", "q3_tests", "q4_tests", "q5_tests"):
+            assert status[submission, question]["status"] == "passed", (submission, status[submission, question])
+        for question, name in wrong.items():
+            row = status[submission, question]
+            assert row["status"] != "passed" and float(row["score"]) == 0.0, f"{name!r} was accepted"
