@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from utils.grading.notebook import find_labs  # noqa: E402
-from scripts.edition.myst_to_jupyter import Citations, convert, glued_values  # noqa: E402
+from scripts.edition.myst_to_jupyter import Citations, convert, format_glued, glued_values  # noqa: E402, F401
 from utils.grading.release import jupyterlab_metadata, notebook_text, release_all, release_notebook, withheld  # noqa: E402
 from utils.setup_check import READY  # noqa: E402
 
@@ -149,7 +149,7 @@ def bootstrap(repository: str, branch: str) -> str:
     course is an error that says how to install it.
     """
     if repository:
-        missing = (f'    %pip install -q "{NAME} @ git+{repository}@{branch}"\n'
+        missing = (f'    %pip install -q "git+{repository}@{branch}"\n'
                    f"    importlib.invalidate_caches()\n    {CHECK_IMPORT}\n")
     else:
         missing = ('    raise ModuleNotFoundError(\n        "This notebook needs the course\'s library: install the '
@@ -265,19 +265,21 @@ def source_date(root: Path) -> tuple[int, ...]:
     return time.gmtime(stamp)[:6]
 
 
-def build(root: Path, out: Path, executed: Path | None = None) -> tuple[Path, Path]:
+def build(root: Path, out: Path, executed: Path | None = None,
+          repository: tuple[str, str] | None = None) -> tuple[Path, Path]:
     """Write the edition folder and zip under `out`; returns both paths.
 
     `executed`: the book build's executed notebooks (default _build/jupyter_execute), whose glued values the
-    chapters' text shows.
+    chapters' text shows. `repository`: (address, branch) the notebooks install the edition from where it is
+    missing; default: _config.yml's repository.
     """
     stale = release_all(root / "solutions", root / "labs", check=True)
     if stale:
         raise SystemExit("error: labs/ is not a fresh release of solutions/ (run `make release`):\n" + "\n".join(stale))
     executed = executed or root / "_build" / "jupyter_execute"
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-    repository = (config.get("repository") or {}).get("url") or ""
-    code = bootstrap(repository.strip(), (config.get("repository") or {}).get("branch") or "main")
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")).get("repository") or {}
+    address, branch = repository or ((config.get("url") or "").strip(), config.get("branch") or "main")
+    code = bootstrap(address, branch)
     folder, archive = out / NAME, out / f"{NAME}.zip"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
