@@ -118,6 +118,11 @@ def test_a_student_installs_and_runs_the_edition(tmp_path):
         if "labs" in path.parts:  # the unsolved stubs fail, and only they
             assert failed and all("NotImplementedError" in json.dumps(c["outputs"]) for c in failed), path
 
+    news = subprocess.run([f"{venv}/bin/python", "-c", "from jupyterlab_server.settings_utils import _get_overrides; "
+                           "print(_get_overrides('none')[0]['@jupyterlab/apputils-extension:notification'])"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "'fetchNews': 'false'" in news.stdout, news.stderr  # JupyterLab does not ask about Jupyter news
+
     versions = subprocess.run([f"{venv}/bin/pip", "list", "--format=json"], capture_output=True, text=True, env=env)
     installed = {p["name"].lower(): p["version"] for p in json.loads(versions.stdout)}
     assert [f"{pin.split('==')[0]}=={installed[pin.split('==')[0]]}" for pin in pins] == others  # not upgraded

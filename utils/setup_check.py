@@ -23,7 +23,7 @@ LIBRARIES: dict[str, str] = {
     "ipywidgets": "ipywidgets",
 }
 #: Shown when everything is there.
-READY = "The course's library and data are installed: run the cells below from the top."
+READY = "The course's library and data are installed."
 
 
 def missing_libraries() -> list[str]:
