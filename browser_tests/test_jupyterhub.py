@@ -32,7 +32,8 @@ PROXY = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 LAB1 = "labs/lab1/lab1"
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("jupyterhub") is None or importlib.util.find_spec("nbgitpuller") is None
-    or not PROXY.exists(), reason="needs jupyterhub and nbgitpuller (requirements.txt) and configurable-http-proxy (npm ci)")
+    or not PROXY.exists(),
+    reason="needs jupyterhub and nbgitpuller (requirements.txt) and configurable-http-proxy (npm ci)")
 
 
 def free_port() -> int:

@@ -79,8 +79,9 @@ def test_a_student_installs_and_runs_the_edition(tmp_path):
     repository = tmp_path / "repository"  # what Colab installs the edition from (a git repository, as on GitHub)
     colab, _ = edition.build(ROOT, tmp_path / "colab", repository=(repository.as_uri(), "main"))
     shutil.copytree(colab, repository)
-    for git in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "e"]):
-        subprocess.run(["git", *git], cwd=repository, check=True)
+    for git in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "The student edition"]):
+        subprocess.run(["git", "-c", "user.name=course", "-c", "user.email=course@example.org", *git], cwd=repository,
+                       check=True)
     _, archive = edition.build(ROOT, tmp_path / "edition")
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path / "student")
@@ -91,7 +92,8 @@ def test_a_student_installs_and_runs_the_edition(tmp_path):
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env['PATH']}"
 
     # A hosted service's environment: PyTorch, other versions of the usual libraries, a kernel.
-    timings.append(("venv and PyTorch (README lines 1-2)", run(commands[0], folder, env) + run(commands[1], folder, env)))
+    seconds = run(commands[0], folder, env) + run(commands[1], folder, env)
+    timings.append(("venv and PyTorch (README lines 1-2)", seconds))
     pins = edition.pinned(OTHER_VERSIONS, ROOT / "requirements.txt")
     others = [other_version(pin) for pin in pins]
     run(f"{venv}/bin/pip install -q {' '.join(others)} ipykernel nbclient", folder, env)

@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from utils.grading.notebook import find_labs  # noqa: E402
 from scripts.edition.myst_to_jupyter import Citations, convert, format_glued, glued_values  # noqa: E402, F401
-from utils.grading.release import jupyterlab_metadata, notebook_text, release_all, release_notebook, withheld  # noqa: E402
+from utils.grading.release import (  # noqa: E402
+    jupyterlab_metadata, notebook_text, release_all, release_notebook, withheld)
 from utils.setup_check import READY  # noqa: E402
 
 TEMPLATES = ROOT / "scripts" / "edition"
@@ -51,8 +52,8 @@ FORBIDDEN = re.compile(r"solutions/|\bmake (?:lab|install|test|student|release|g
 #: The line a lab or chapter calls its environment check with (utils/setup_check.py).
 CHECK_IMPORT = "from utils.setup_check import check_course"
 #: The environment guard of the labs before they called check_course (replaced by the check in the edition).
-LEGACY_GUARD = re.compile(r'import importlib\.util\n\nassert all\(importlib\.util\.find_spec\(name\) for name in \([^)]*\)\), '
-                          r'\((?:\s*"[^"\n]*")+\)\n')
+LEGACY_GUARD = re.compile(r'import importlib\.util\n\nassert all\(importlib\.util\.find_spec\(name\) '
+                          r'for name in \([^)]*\)\), \((?:\s*"[^"\n]*")+\)\n')
 #: A benchmark script a chapter names (the edition ships it), and the course's command that runs them all.
 BENCH_SCRIPT = re.compile(r"bench/bench_\w+\.py")
 BENCH_COMMAND = "`make bench`"
@@ -339,14 +340,16 @@ def build(root: Path, out: Path, executed: Path | None = None,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student",
+                        help="output folder (default: %(default)s)")
     parser.add_argument("--executed", type=Path, default=ROOT / "_build" / "jupyter_execute",
                         help="the book build's executed notebooks, for the chapters' numbers (default: %(default)s)")
     args = parser.parse_args()
     folder, archive = build(ROOT, args.out, args.executed)
     files = [p for p in folder.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
-    print(f"wrote {folder} ({len(files)} files, {size / 1e6:.1f} MB) and {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {folder} ({len(files)} files, {size / 1e6:.1f} MB) and {archive} "
+          f"({archive.stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ class Citations:
             people = self.entries[key].persons.get("author", [])
             names = ", ".join(" ".join([*p.first_names, *p.middle_names, *p.prelast_names, *p.last_names])
                               for p in people)
-            venue = fields.get("journal") or fields.get("booktitle") or fields.get("publisher") or fields.get("howpublished", "")
+            venue = next((fields[f] for f in ("journal", "booktitle", "publisher", "howpublished") if f in fields), "")
             line = f"- {names + '. ' if names else ''}({self.year(key)}). *{fields.get('title', key)}*."
             line += f" {venue}." if venue else ""
             line += f" <{fields['url']}>" if "url" in fields else ""
