@@ -10,6 +10,7 @@ edition and its data. Timings go to _build/edition-timings.txt.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -64,10 +65,12 @@ def outputs(notebook: dict, cell: int = 0) -> str:
 
 
 def readme_commands(readme: str) -> list[str]:
-    """The install block's lines, with the machine's package sources instead of PyTorch's index."""
+    """The install block's lines, with the machine's package sources instead of PyTorch's CPU index: the torch build
+    the course's own environment has (a CPU build where the course was installed with one)."""
     block = re.search(r"## 2\. Install.*?```bash\n(.*?)```", readme, re.S).group(1)
-    return [line.replace(" --index-url https://download.pytorch.org/whl/cpu", "").replace("python3", sys.executable, 1)
-            for line in block.strip().splitlines()]
+    torch = f'"torch=={importlib.metadata.version("torch")}"'
+    return [re.sub(r'"torch[^"]*" --index-url https://download\.pytorch\.org/whl/cpu', torch, line)
+            .replace("python3", sys.executable, 1) for line in block.strip().splitlines()]
 
 
 @pytest.mark.skipif(not (ROOT / "_build" / "jupyter_execute" / "book").is_dir(),
@@ -94,6 +97,7 @@ def test_a_student_installs_and_runs_the_edition(tmp_path):
     # A hosted service's environment: PyTorch, other versions of the usual libraries, a kernel.
     seconds = run(commands[0], folder, env) + run(commands[1], folder, env)
     timings.append(("venv and PyTorch (README lines 1-2)", seconds))
+    assert importlib.metadata.version("torch") in commands[1]
     pins = edition.pinned(OTHER_VERSIONS, ROOT / "requirements.txt")
     others = [other_version(pin) for pin in pins]
     run(f"{venv}/bin/pip install -q {' '.join(others)} ipykernel nbclient", folder, env)
