@@ -46,6 +46,10 @@ WORKER_SOURCE = (Path(codec.__file__).read_text(encoding="utf-8") + "\n"
                           (Path(__file__).parent / "worker.py").read_text(encoding="utf-8")))
 
 
+#: Most callback results kept for a backward pass through them (the oldest are dropped).
+MAX_GRAPHS = 64
+
+
 class StudentTimeout(BaseException):
     """The student's code ran past the time limit (a BaseException: a test's `except Exception` cannot hide it)."""
 
@@ -198,6 +202,8 @@ class Link:
             inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
             reply["graph"] = next(self.numbers)
             self.graphs[reply["graph"]] = (inputs, value)
+            while len(self.graphs) > MAX_GRAPHS:  # the oldest go: a student's loop of calls cannot fill our memory
+                self.graphs.pop(next(iter(self.graphs)))
         return reply
 
     def callback_of(self, value: Any) -> int:
