@@ -123,7 +123,9 @@ def test_objects_of_the_students_own_classes_stay_behind_as_handles():
 
 def test_the_harness_sends_library_functions_by_name_and_its_own_functions_as_callback_numbers_only():
     secret = "hidden-loss-check"
-    loss = lambda v: (v * 2).sum() if secret else None  # noqa: E731
+    def loss(v):
+        return (v * 2).sum() if secret else None
+
     encoder = codec.Encoder("harness", lambda obj: None)
     callbacks = []
     encoder.callback_of = lambda f: callbacks.append(f) or len(callbacks) - 1
@@ -198,8 +200,11 @@ def test_copy_back_never_rewrites_a_fixture_that_is_not_a_modules_state(fixture,
     with that object after the call compares the wrong answer with itself."""
     before = copy.deepcopy(fixture)
     copy_back(fixture, spoiled)
-    assert type(fixture) is type(before) and np.array_equal(np.asarray(list(fixture) if isinstance(fixture, (set, dict))
-                                                                       else fixture), np.asarray(list(before) if isinstance(before, (set, dict)) else before))
+
+    def items(value):
+        return np.asarray(list(value) if isinstance(value, (set, dict)) else value)
+
+    assert type(fixture) is type(before) and np.array_equal(items(fixture), items(before))
 
 
 def test_copy_back_never_rewrites_a_course_object():
@@ -235,7 +240,8 @@ def test_a_course_class_is_found_in_the_table_of_loaded_classes():
     assert not any(path.startswith(("utils.grading", "builtins", "os:")) for path in codec.trusted_classes())
 
 
-@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt(), GeneratorExit(), RecursionError(), MemoryError()])
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt(), GeneratorExit(), RecursionError(),
+                                   MemoryError()])
 def test_anything_raised_while_decoding_a_reply_is_a_protocol_error(error):
     def from_handle(number, node):
         raise error

@@ -2,11 +2,12 @@
 
 The labs' test cells run with their visible asserts made no-ops, so that the hidden asserts alone decide.
 
-The attack: an answer that first empties the dicts and sets it receives (and those in its lists), zeroes its tensors, arrays and
-modules' weights, fills its boolean masks and moves gradients, and then returns what the reference solution returns
-for those spoiled arguments. A test that computed its expected value from an argument after the call (with the
-student's changes copied back) would compare that wrong answer with itself. The same answers also look for test
-code among their arguments (a function with a code object) and put what they find into their error message.
+The attack: an answer that first empties the dicts and sets it receives (and those in its lists), zeroes its
+tensors, arrays and modules' weights, fills its boolean masks and moves gradients, and then returns what the
+reference solution returns for those spoiled arguments. A test that computed its expected value from an argument
+after the call (with the student's changes copied back) would compare that wrong answer with itself. The same
+answers also look for test code among their arguments (a function compiled from a cell) and put what they find
+into their error message.
 One grading run per lab, in the sandbox.
 """
 

@@ -103,8 +103,8 @@ print(json.dumps(results))
     run = _in_prepared_library(tmp_path, lab, code)
     assert run.returncode == 0, run.stderr
     for attack, result in zip(ATTACKS.get(lab, []), json.loads(run.stdout)):
-        assert re.match(r"(ModuleNotFoundError: No module named 'utils\.|NotImplementedError: utils\.\w+\.\w+ does what)",
-                        result), (attack, result)
+        refused = r"ModuleNotFoundError: No module named 'utils\.|NotImplementedError: utils\.\w+\.\w+ does what"
+        assert re.match(refused, result), (attack, result)
 
 
 def test_own_work_names_an_answer_that_delegates_and_accepts_ones_own():

@@ -135,7 +135,8 @@ def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None
         target.mkdir(parents=True)
         shutil.copy2(source / "__init__.py", target / "__init__.py")
         for module, answers in rules.items():
-            disabled = set(answers) - {u.partition(".")[2] for u in DEMO_USES.get(lab, ()) if u.startswith(module + ".")}
+            kept = {use.partition(".")[2] for use in DEMO_USES.get(lab, ()) if use.startswith(module + ".")}
+            disabled = set(answers) - kept
             text = (source / f"{module}.py").read_text(encoding="utf-8")
             (target / f"{module}.py").write_text(_disable(text, disabled, f"utils.{module}", lab), encoding="utf-8")
     for path in [target, *target.rglob("*")]:
@@ -154,7 +155,8 @@ def _disable(source: str, names: set[str], module: str, lab: str) -> str:
     for node in sorted((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names),
                        key=lambda n: n.lineno, reverse=True):
         start = min([d.lineno for d in node.decorator_list] + [node.lineno]) - 1
-        message = f"{module}.{node.name} does what {lab} asks you to write, so it is not available while {lab} is graded"
+        message = (f"{module}.{node.name} does what {lab} asks you to write, so it is not available while {lab} "
+                   "is graded")
         stub = (f"def {node.name}(*args, **kwargs):\n    raise NotImplementedError({message!r})\n"
                 if isinstance(node, ast.FunctionDef) else
                 f"class {node.name}:\n    def __init__(self, *args, **kwargs):\n"
