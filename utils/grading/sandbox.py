@@ -118,16 +118,51 @@ def sandbox_env(home: str = HOME) -> dict[str, str]:
     return env
 
 
-def prepare_library(folder: Path, source: Path = LIBRARY) -> Path:
+def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None) -> Path:
     """Copy the course library without `grading` and caches into `folder`/utils, readable by anyone; returns it.
 
-    Call once per grading run and pass the result to every Sandbox (it is bound read-only, never written).
+    With a `lab` of utils.checks.LAB_LIBRARY, only the modules that lab may use are copied, and the functions in them
+    that answer its questions raise instead (except those the lab's own demonstration cells call): the library
+    cannot answer the lab. Call once per grading run and pass the result to every Sandbox (bound read-only).
     """
+    from utils.checks import DEMO_USES, LAB_LIBRARY
+
     target = Path(folder) / source.name
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
+    rules = LAB_LIBRARY.get(lab) if lab is not None else None
+    if rules is None:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
+    else:
+        target.mkdir(parents=True)
+        shutil.copy2(source / "__init__.py", target / "__init__.py")
+        for module, answers in rules.items():
+            kept = {use.partition(".")[2] for use in DEMO_USES.get(lab, ()) if use.startswith(module + ".")}
+            disabled = set(answers) - kept
+            text = (source / f"{module}.py").read_text(encoding="utf-8")
+            (target / f"{module}.py").write_text(_disable(text, disabled, f"utils.{module}", lab), encoding="utf-8")
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target
+
+
+def _disable(source: str, names: set[str], module: str, lab: str) -> str:
+    """A module's source whose top-level functions and classes in `names` raise NotImplementedError when used."""
+    import ast
+
+    if not names:
+        return source
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    for node in sorted((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names),
+                       key=lambda n: n.lineno, reverse=True):
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno]) - 1
+        message = (f"{module}.{node.name} does what {lab} asks you to write, so it is not available while {lab} "
+                   "is graded")
+        stub = (f"def {node.name}(*args, **kwargs):\n    raise NotImplementedError({message!r})\n"
+                if isinstance(node, ast.FunctionDef) else
+                f"class {node.name}:\n    def __init__(self, *args, **kwargs):\n"
+                f"        raise NotImplementedError({message!r})\n")
+        lines[start:node.end_lineno] = [stub]
+    return "".join(lines)
 
 
 # --- what this machine offers ---------------------------------------------------------------------------------
