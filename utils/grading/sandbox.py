@@ -189,24 +189,48 @@ def limits_mechanism() -> str:
     return f"memory by {memory}; processes by {processes}"
 
 
+#: What bubblewrap says when the kernel refuses it namespaces (then the fix is the host's settings, not the path).
+NAMESPACE_ERRORS = ("namespace", "uid map", "setting up uid", "Operation not permitted", "Permission denied")
+#: What the trial sandbox prints when the grader's Python works inside it.
+TRIAL_OUTPUT = "sandbox-trial-ok"
+
+
+def _trial_failure(version: str, text: str) -> SandboxUnavailable:
+    """The error for a trial sandbox that failed with `text`: its cause and the fix."""
+    if any(marker in text for marker in NAMESPACE_ERRORS):
+        return SandboxUnavailable(
+            f"{version} cannot create a sandbox here: {text}. It needs bubblewrap 0.8 or later and unprivileged user "
+            "namespaces (sysctl user.max_user_namespaces > 0; on Ubuntu also kernel.apparmor_restrict_unprivileged_"
+            "userns=0); otherwise " + INSTALL_HINT + ".")
+    return SandboxUnavailable(
+        f"{version} started, but the grader's Python ({sys.executable}) does not run in the sandbox: {text}. The "
+        "sandbox binds the Python installation and the course library at the paths this process uses: grade with "
+        "the course's .venv/bin/python (not a copy that points elsewhere), and if the installation lies in a "
+        "folder other users cannot read, make it readable (chmod o+rx) or run the grader as root; otherwise "
+        + INSTALL_HINT + ".")
+
+
 @lru_cache(maxsize=1)
 def check_sandbox() -> str:
-    """One line saying what the sandbox uses; raises SandboxUnavailable (naming the package) when it cannot work."""
+    """One line saying what the sandbox uses; raises SandboxUnavailable (naming the cause and the fix) when it
+    cannot work. The trial is the real thing: the grader's Python in a sandbox with every bind a submission gets."""
     bwrap = _bwrap()
     if bwrap is None:
         raise SandboxUnavailable(f"the grader's sandbox needs bubblewrap (bwrap), which is not installed: {INSTALL_HINT}.")
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip() or "bubblewrap"
-    trial = [bwrap, *_namespace_args(), *_system_args(), "--size", "1048576", "--tmpfs", HOME, "--", "/bin/sh", "-c", "true"]
     try:
-        result = subprocess.run(trial, capture_output=True, text=True, timeout=30, start_new_session=True,
-                                **_user_kwargs(_fresh_uid()))
-    except (OSError, subprocess.TimeoutExpired) as error:
+        with Sandbox(Limits(), LIBRARY) as trial:
+            trial.start([sys.executable, "-I", "-c", f"import encodings, json; print({TRIAL_OUTPUT!r})"])
+            try:
+                trial.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            trial.kill()
+            text, ended = trial.output().strip(), trial.exit_description()
+    except OSError as error:
         raise SandboxUnavailable(f"{version} could not start a sandbox ({error}): {INSTALL_HINT}.") from error
-    if result.returncode != 0:
-        raise SandboxUnavailable(
-            f"{version} cannot create a sandbox here: {result.stderr.strip() or f'exit code {result.returncode}'}. "
-            "It needs bubblewrap 0.8 or later and unprivileged user namespaces (sysctl user.max_user_namespaces > 0; "
-            "on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0); otherwise " + INSTALL_HINT + ".")
+    if text != TRIAL_OUTPUT or ended != "exit code 0":
+        raise _trial_failure(version, text or ended)
     who = "a fresh unprivileged uid per sandbox" if _switch_uid() else f"uid {os.getuid()}"
     seccomp = f"{len(BLOCKED_SYSCALLS)} system calls refused by seccomp" if seccomp_filter() else "no seccomp filter"
     return f"{version} as {who}; {limits_mechanism()}; disk by tmpfs size; {seccomp}"
@@ -369,15 +393,37 @@ def _mirror(path: Path) -> Path:
     return _mirror_of(path, _fingerprint(path))
 
 
-def _python_args() -> list[str]:
-    """bwrap options binding the Python installation read-only at its own paths (venv and base interpreter)."""
-    prefixes = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
-    args: list[str] = []
-    for prefix in sorted(prefixes):
-        if any(prefix == Path(s) or Path(s) in prefix.parents for s in SYSTEM):
-            continue  # a system Python: /usr is bound already
-        args += ["--ro-bind", str(_mirror(prefix)), str(prefix)]
-    return args
+def _python_binds() -> list[tuple[Path, Path]]:
+    """(source, target) pairs binding the Python installation (venv and base interpreter) read-only at every path
+    the grader reaches it by: as named (a .venv through a symbolic link, which sys.executable uses) and resolved."""
+    binds: dict[Path, Path] = {}
+    for prefix in (Path(sys.base_prefix), Path(sys.prefix)):
+        real = prefix.resolve()
+        for target in (Path(os.path.abspath(prefix)), real):
+            if any(target == Path(s) or Path(s) in target.parents for s in SYSTEM):
+                continue  # a system Python: /usr is bound already
+            binds.setdefault(target, real)
+    return [(_mirror(real), target) for target, real in sorted(binds.items())]
+
+
+def _under_tmp(path: Path) -> bool:
+    """Whether `path` lies in /tmp, where the sandbox's own /tmp would otherwise be a symlink to its home."""
+    return path == Path("/tmp") or Path("/tmp") in path.parents
+
+
+def _python_args(binds: list[tuple[Path, Path]]) -> list[str]:
+    """bwrap options for `_python_binds()`."""
+    return [arg for source, target in binds for arg in ("--ro-bind", str(source), str(target))]
+
+
+def _tmp_and_python_args(disk: str) -> list[str]:
+    """bwrap options for /tmp and the Python installation. /tmp is a symlink to the home's .tmp (one tmpfs, one disk
+    limit), unless Python is installed under /tmp (a clone there): then /tmp is a tmpfs of its own (same size, also
+    counted by the memory cgroup) holding the read-only binds."""
+    binds = _python_binds()
+    if any(_under_tmp(target) for _, target in binds):
+        return ["--size", disk, "--tmpfs", "/tmp", *_python_args(binds)]
+    return [*_python_args(binds), "--symlink", f"{HOME}/.tmp", "/tmp"]
 
 
 def _etc_args() -> list[str]:
@@ -602,11 +648,10 @@ class Sandbox:
     def _bwrap_args(self, env: dict[str, str]) -> list[str]:
         """The bubblewrap command line, up to the `--` before the sandboxed argv."""
         disk = str(self.limits.disk)
-        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_python_args(),
+        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_tmp_and_python_args(disk),
                 "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # CPU count for torch/numpy
                 "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
-                "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config",
-                "--symlink", f"{HOME}/.tmp", "/tmp"]
+                "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config"]
         if self.library is not None:
             args += ["--ro-bind", str(_mirror(Path(self.library))), f"{HOME}/utils"]
         args += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", HOME, "--clearenv"]
