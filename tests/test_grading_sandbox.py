@@ -356,3 +356,59 @@ def test_without_the_sandbox_the_same_api_runs_the_code(library):
         assert box.exit_description() == "exit code 3"
         box.kill()
         assert box.output().startswith("grading-nosandbox-")
+
+
+def fake_cgroup2(folder: Path, controllers: str = "cpuset cpu io memory pids", procs: str = "") -> Path:
+    """A folder laid out like a cgroup v2 directory (the files the grader reads and writes), standing in for a
+    host that runs cgroup v2: this machine's kernel runs v1, with an empty v2 hierarchy beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in {"cgroup.controllers": controllers, "cgroup.subtree_control": "", "cgroup.procs": procs,
+                       "memory.max": "max", "pids.max": "max"}.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_cgroup_v2_delegation_moves_the_grader_into_a_leaf_and_enables_memory_and_pids(tmp_path):
+    own = fake_cgroup2(tmp_path / "user.slice" / "grader", procs=f"{os.getpid()}\n")
+    assert sandbox_module.delegate_v2(own) == own
+    assert (own / sandbox_module.V2_LEAF / "cgroup.procs").read_text() == str(os.getpid())
+    assert set((own / "cgroup.subtree_control").read_text().split()) == {"+memory", "+pids"}
+    assert sandbox_module.cgroup_version({"memory": own, "pids": own}) == 2
+
+
+def test_cgroup_v2_without_the_controllers_or_write_access_falls_back(tmp_path):
+    assert sandbox_module.delegate_v2(fake_cgroup2(tmp_path / "a", controllers="cpu io")) is None
+    locked = fake_cgroup2(tmp_path / "b")
+    (locked / "cgroup.subtree_control").chmod(0o444)
+    locked.chmod(0o555)
+    try:
+        if os.access(locked / "cgroup.subtree_control", os.W_OK):
+            pytest.skip("running as root: file modes do not stop this process, so a read-only subtree cannot be faked")
+        assert sandbox_module.delegate_v2(locked) is None
+    finally:
+        locked.chmod(0o755)
+
+
+def test_cgroup_v2_limits_are_written_for_the_whole_sandbox_and_reported(tmp_path, monkeypatch):
+    parent = fake_cgroup2(tmp_path / "grader")
+    groups = sandbox_module._Cgroups(Limits(memory=300 * 2**20, processes=10), {"memory": parent, "pids": parent})
+    (folder,) = set(groups.folders.values())
+    assert folder.parent == parent and groups.version == 2
+    assert (folder / "memory.max").read_text() == str(300 * 2**20)
+    assert (folder / "pids.max").read_text() == "12"  # the student's 10 and bwrap's own two
+    assert not (folder / "memory.limit_in_bytes").exists()  # no v1 file names on a v2 tree
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert groups.oom_kills() == 1
+    groups.add(os.getpid())
+    assert groups.pids() == {os.getpid()}
+    monkeypatch.setattr(sandbox_module, "cgroup_folders", lambda: {"memory": parent, "pids": parent})
+    described = sandbox_module.limits_mechanism()
+    assert "cgroup v2 memory (whole sandbox)" in described and "cgroup v2 pids (whole sandbox)" in described
+
+
+def test_cgroup_v2_folder_is_found_from_proc_self_cgroup_and_mountinfo():
+    own = {"": "/user.slice/session-1.scope", "memory": "/x"}
+    mountinfo = ["30 25 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate",
+                 "31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory"]
+    assert sandbox_module._v2_folder(own, mountinfo) == Path("/sys/fs/cgroup/user.slice/session-1.scope")
+    assert sandbox_module._v1_folders(own, mountinfo[:1]) == {}

@@ -143,19 +143,19 @@ def _switch_uid() -> bool:
     return os.geteuid() == 0
 
 
-@lru_cache(maxsize=1)
-def cgroup_folders() -> dict[str, Path]:
+def _own_cgroups() -> tuple[dict[str, str], list[str]]:
+    """This process's cgroup path per v1 controller ('' for the v2 hierarchy) and the mount table's lines."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, names, path = line.split(":", 2)
+        for name in names.split(",") if names else [""]:
+            own[name] = path
+    return own, Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def _v1_folders(own: dict[str, str], mountinfo: list[str]) -> dict[str, Path]:
     """For each cgroup v1 controller of CONTROLLERS: this process's own cgroup folder, if sandboxes' cgroups can be
     created in it (probed by creating and removing one)."""
-    own: dict[str, str] = {}
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, names, path = line.split(":", 2)
-            for name in names.split(","):
-                own[name] = path
-        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return {}
     folders: dict[str, Path] = {}
     for line in mountinfo:
         fields, _, tail = line.partition(" - ")
@@ -178,12 +178,80 @@ def cgroup_folders() -> dict[str, Path]:
     return folders
 
 
+def _v2_folder(own: dict[str, str], mountinfo: list[str]) -> Path | None:
+    """This process's cgroup v2 folder (None when no cgroup2 file system holds it)."""
+    path = own.get("")
+    for line in mountinfo:
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if path is not None and tail and tail[0] == "cgroup2":
+            root, mountpoint = fields[3], fields[4]
+            if (path + "/").startswith(root.rstrip("/") + "/"):
+                return Path(mountpoint) / path[len(root.rstrip("/")):].lstrip("/")
+    return None
+
+
+#: The leaf cgroup v2 the grader's own processes move into, so that its cgroup may hand controllers to sandboxes
+#: (cgroup v2 lets only a cgroup without processes of its own enable controllers for its children).
+V2_LEAF = "grading-grader"
+
+
+def delegate_v2(folder: Path) -> Path | None:
+    """`folder` (this process's cgroup v2) made the parent of sandboxes' cgroups with the memory and pids controllers
+    enabled for them, or None where that is not allowed (a subtree not delegated to this user, controllers missing).
+    If the folder holds processes, they move into its leaf V2_LEAF first; the limits above them are unchanged."""
+    try:
+        available = (folder / "cgroup.controllers").read_text().split()
+        enabled = (folder / "cgroup.subtree_control").read_text().replace("+", "").split()
+        if not set(CONTROLLERS) <= set(available):
+            return None
+        if not set(CONTROLLERS) <= set(enabled):
+            procs = (folder / "cgroup.procs").read_text().split()
+            if procs:
+                leaf = folder / V2_LEAF
+                leaf.mkdir(exist_ok=True)
+                for pid in procs:  # one write per process (the kernel takes one pid a write)
+                    try:
+                        (leaf / "cgroup.procs").write_text(pid)
+                    except ProcessLookupError:
+                        pass
+            (folder / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in CONTROLLERS))
+            enabled = (folder / "cgroup.subtree_control").read_text().replace("+", "").split()
+        probe = folder / f"grading-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError:
+        return None
+    return folder if set(CONTROLLERS) <= set(enabled) else None
+
+
+@lru_cache(maxsize=1)
+def cgroup_folders() -> dict[str, Path]:
+    """Where each sandbox's cgroup for each controller of CONTROLLERS is made: cgroup v1 folders where this process
+    may create cgroups, else one delegated cgroup v2 folder for both; {} when neither (rlimits then)."""
+    try:
+        own, mountinfo = _own_cgroups()
+    except (OSError, ValueError):
+        return {}
+    if folders := _v1_folders(own, mountinfo):
+        return folders
+    folder = _v2_folder(own, mountinfo)
+    parent = delegate_v2(folder) if folder is not None else None
+    return {c: parent for c in CONTROLLERS} if parent is not None else {}
+
+
+def cgroup_version(folders: dict[str, Path]) -> int:
+    """2 when `folders` lie in a cgroup v2 hierarchy (one folder for all controllers), else 1."""
+    return 2 if any((f / "cgroup.controllers").exists() for f in folders.values()) else 1
+
+
 def limits_mechanism() -> str:
     """How memory and process limits are enforced here, in words."""
     folders = cgroup_folders()
-    memory = ("cgroup v1 memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
+    version = f"cgroup v{cgroup_version(folders)}"
+    memory = (f"{version} memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
               else "RLIMIT_DATA (per process)")
-    processes = ("cgroup v1 pids (whole sandbox)" if "pids" in folders
+    processes = (f"{version} pids (whole sandbox)" if "pids" in folders
                  else "RLIMIT_NPROC in the sandbox's user namespace (whole sandbox)" if PRLIMIT
                  else "nothing (neither a pids cgroup nor prlimit here)")
     return f"memory by {memory}; processes by {processes}"
@@ -483,31 +551,38 @@ def _remove_stale_cgroups(parent: Path) -> None:
 
 
 class _Cgroups:
-    """One sandbox's cgroups (one per available controller), with its limits set."""
+    """One sandbox's cgroups (one per available controller on cgroup v1, one for both on v2), with its limits set."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, parents: dict[str, Path] | None = None) -> None:
+        parents = cgroup_folders() if parents is None else parents
+        self.version = cgroup_version(parents)
         name = f"grading-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
-        self.folders = {c: folder / name for c, folder in cgroup_folders().items()}
-        for controller, folder in self.folders.items():
+        self.folders = {c: folder / name for c, folder in parents.items()}
+        for folder in set(self.folders.values()):
             _remove_stale_cgroups(folder.parent)
             folder.mkdir()
-            if controller == "memory":
-                if limits.memory:
-                    (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
-                    if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
-                        (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
-            else:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
-                (folder / "pids.max").write_text(str(limits.processes + 2))
+        memory, pids = self.folders.get("memory"), self.folders.get("pids")
+        if memory is not None and limits.memory:
+            if self.version == 2:
+                (memory / "memory.max").write_text(str(limits.memory))
+                if (memory / "memory.swap.max").exists():
+                    (memory / "memory.swap.max").write_text("0")  # no escape into swap
+            else:
+                (memory / "memory.limit_in_bytes").write_text(str(limits.memory))
+                if (memory / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
+        if pids is not None:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
+            (pids / "pids.max").write_text(str(limits.processes + 2))
 
     def add(self, pid: int) -> None:
         """Move a process into every cgroup (its future children are born there)."""
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             (folder / "cgroup.procs").write_text(str(pid))
 
     def pids(self) -> set[int]:
         """Every process in the sandbox's cgroups."""
         found: set[int] = set()
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             try:
                 found.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
             except OSError:
@@ -530,15 +605,16 @@ class _Cgroups:
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for exceeding the memory limit."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            text = (self.folders["memory"] / "memory.oom_control").read_text()
+            text = (self.folders["memory"] / name).read_text()
         except (KeyError, OSError):
             return 0
         return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
 
     def remove(self) -> None:
         """Remove the (empty) cgroups; retried briefly while the last processes are being reaped."""
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             for _ in range(200):
                 try:
                     folder.rmdir()
