@@ -34,7 +34,6 @@ import select
 import shutil
 import signal
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -506,35 +505,51 @@ def _etc_args() -> list[str]:
 
 # --- seccomp -------------------------------------------------------------------------------------------------------
 
-#: x86-64 system calls the sandbox refuses (EPERM): the kernel interfaces most kernel exploits start from, and
-#: those that could reach outside the sandbox were a namespace or capability check ever wrong. Nothing a lab needs.
-BLOCKED_SYSCALLS = {
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "keyctl": 250, "add_key": 248,
-    "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425,
-    "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
-    "finit_module": 313, "delete_module": 176, "mount": 165, "umount2": 166, "pivot_root": 155, "setns": 308,
-    "unshare": 272, "open_by_handle_at": 304, "name_to_handle_at": 303, "acct": 163, "swapon": 167, "swapoff": 168,
-    "reboot": 169, "syslog": 103, "personality": 135, "fanotify_init": 300, "move_mount": 429, "open_tree": 428,
-    "fsopen": 430, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-}
-_AUDIT_ARCH_X86_64, _X32_BIT = 0xC000003E, 0x40000000
-_ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000  # SECCOMP_RET_ALLOW, _ERRNO | errno, _KILL_PROCESS
+#: System calls the sandbox refuses (EPERM): the kernel interfaces most kernel exploits start from, and those that
+#: could reach outside the sandbox were a namespace or capability check ever wrong. Nothing a lab needs. Names, not
+#: numbers: libseccomp numbers them for each architecture (a name an architecture lacks is skipped there).
+BLOCKED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+    "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module", "mount", "umount2", "pivot_root", "setns", "unshare",
+    "open_by_handle_at", "name_to_handle_at", "acct", "swapon", "swapoff", "reboot", "syslog", "personality",
+    "fanotify_init", "move_mount", "open_tree", "fsopen", "fsmount", "fspick", "mount_setattr",
+)
+#: The architectures a filter is built for (os.uname().machine), as libseccomp's names.
+SECCOMP_ARCHES = {"x86_64": "X86_64", "aarch64": "AARCH64"}
 
 
-def seccomp_filter() -> bytes | None:
-    """A classic BPF program for bwrap --seccomp refusing BLOCKED_SYSCALLS (and the x32 ABI); None off x86-64."""
-    if os.uname().machine != "x86_64":
+def _libseccomp():
+    """The pyseccomp binding of libseccomp (bubblewrap's own dependency), or None when either is missing."""
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
         return None
+    return pyseccomp
 
-    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
-        return struct.pack("=HBBI", code, jt, jf, k)
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    numbers = sorted(BLOCKED_SYSCALLS.values())
-    program = [op(ld, 4), op(jeq, _AUDIT_ARCH_X86_64, 1, 0), op(ret, _KILL), op(ld, 0),
-               op(jge, _X32_BIT, len(numbers) + 1, 0)]
-    program += [op(jeq, n, len(numbers) - i, 0) for i, n in enumerate(numbers)]  # each jumps to the EPERM return
-    program += [op(ret, _ALLOW), op(ret, _ERRNO | errno.EPERM)]
-    return b"".join(program)
+
+@lru_cache(maxsize=4)
+def seccomp_filter(machine: str | None = None) -> bytes | None:
+    """The BPF program (for bwrap --seccomp) refusing BLOCKED_SYSCALLS with EPERM on `machine` (default: this one),
+    built by libseccomp; it kills a process that calls in through another ABI (i386, x32). None when libseccomp is
+    missing or the architecture is not one of SECCOMP_ARCHES."""
+    machine = machine or os.uname().machine
+    seccomp = _libseccomp()
+    if seccomp is None or machine not in SECCOMP_ARCHES:
+        return None
+    arch = getattr(seccomp.Arch, SECCOMP_ARCHES[machine])
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+    if arch != seccomp.system_arch():
+        rules.add_arch(arch)
+        rules.remove_arch(seccomp.Arch.NATIVE)
+    for name in BLOCKED_SYSCALLS:
+        if seccomp.resolve_syscall(arch, name) >= 0:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    with tempfile.TemporaryFile() as file:
+        rules.export_bpf(file)
+        file.seek(0)
+        return file.read()
 
 
 # --- cgroups ------------------------------------------------------------------------------------------------------
