@@ -430,7 +430,7 @@ def fake_cgroup2(folder: Path, controllers: str = "cpuset cpu io memory pids", p
     host that runs cgroup v2: this machine's kernel runs v1, with an empty v2 hierarchy beside it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in {"cgroup.controllers": controllers, "cgroup.subtree_control": "", "cgroup.procs": procs,
-                       "memory.max": "max", "pids.max": "max"}.items():
+                       "cgroup.type": "domain", "memory.max": "max", "pids.max": "max"}.items():
         (folder / name).write_text(text)
     return folder
 
@@ -441,6 +441,10 @@ def test_cgroup_v2_delegation_moves_the_grader_into_a_leaf_and_enables_memory_an
     assert (own / sandbox_module.V2_LEAF / "cgroup.procs").read_text() == str(os.getpid())
     assert set((own / "cgroup.subtree_control").read_text().split()) == {"+memory", "+pids"}
     assert sandbox_module.cgroup_version({"memory": own, "pids": own}) == 2
+    machine_root = fake_cgroup2(tmp_path / "root", procs="1\n")
+    (machine_root / "cgroup.type").unlink()  # the host's root cgroup: processes stay where they are
+    assert sandbox_module.delegate_v2(machine_root) == machine_root
+    assert not (machine_root / sandbox_module.V2_LEAF).exists()
 
 
 def test_cgroup_v2_without_the_controllers_or_write_access_falls_back(tmp_path):

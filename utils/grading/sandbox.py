@@ -198,7 +198,8 @@ V2_LEAF = "grading-grader"
 def delegate_v2(folder: Path) -> Path | None:
     """`folder` (this process's cgroup v2) made the parent of sandboxes' cgroups with the memory and pids controllers
     enabled for them, or None where that is not allowed (a subtree not delegated to this user, controllers missing).
-    If the folder holds processes, they move into its leaf V2_LEAF first; the limits above them are unchanged."""
+    If the folder holds processes, they move into its leaf V2_LEAF first (never at the machine's root cgroup, which
+    the rule exempts); the limits above them are unchanged."""
     try:
         available = (folder / "cgroup.controllers").read_text().split()
         enabled = (folder / "cgroup.subtree_control").read_text().replace("+", "").split()
@@ -206,7 +207,7 @@ def delegate_v2(folder: Path) -> Path | None:
             return None
         if not set(CONTROLLERS) <= set(enabled):
             procs = (folder / "cgroup.procs").read_text().split()
-            if procs:
+            if procs and (folder / "cgroup.type").exists():  # the machine's root cgroup (no cgroup.type) is exempt
                 leaf = folder / V2_LEAF
                 leaf.mkdir(exist_ok=True)
                 for pid in procs:  # one write per process (the kernel takes one pid a write)
