@@ -79,7 +79,8 @@ def timed(command: list[str], **kwargs) -> tuple[float, float]:
     return seconds, cpu
 
 
-def ours(lab: str, solutions: Path, submissions: Path, out: Path, jobs: int, sandbox: bool = True) -> tuple[float, float]:
+def ours(lab: str, solutions: Path, submissions: Path, out: Path, jobs: int,
+         sandbox: bool = True) -> tuple[float, float]:
     """(wall, CPU) seconds for our grader to grade every submission (cache ignored)."""
     return timed([sys.executable, "-m", "utils.grading", "grade", "--lab", lab, "--solutions", str(solutions),
                   "--out", str(out), "--jobs", str(jobs), "--force", "--quiet", *([] if sandbox else ["--no-sandbox"]),
@@ -132,7 +133,8 @@ def main() -> None:
     parser.add_argument("--lab", default=lab, help="lab to grade (default: %(default)s)")
     parser.add_argument("--solutions", type=Path, default=solutions, help="folder of solution labs (default: %(default)s)")
     parser.add_argument("--copies", type=int, default=8, help="submissions to grade (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=1, help="rounds of every grader, taking turns (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of every grader, taking turns (default: %(default)s)")
     parser.add_argument("--nbgrader-python", help="python of a separate venv with nbgrader installed")
     args = parser.parse_args()
     solution = args.solutions / args.lab / f"{args.lab}.ipynb"
