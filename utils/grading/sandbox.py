@@ -1,22 +1,23 @@
-"""The sandbox a submission's code runs in: bubblewrap namespaces, a private size-capped home, limits for the
-whole sandbox, and a teardown that leaves no process behind.
+"""The sandbox a submission's code runs in: bubblewrap namespaces, a private size-capped home, limits for the whole
+sandbox, and a teardown that leaves no process behind.
 
-Inside, the code sees the system (/usr, a few files of /etc), the Python installation and the course library
-read-only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points
-there, or is a tmpfs of its own when the Python installation lies under /tmp). Nothing else of the machine: not
-the repository, solutions, the grader's output folder, other submissions or other sandboxes. It has its own PID,
-network (loopback only), IPC, UTS, cgroup and user namespaces, no capabilities, no terminal (new session); it cannot create further user namespaces, and a seccomp
-filter refuses the kernel interfaces exploits usually start from (bpf, io_uring, userfaultfd, keyctl, ...).
+Inside, the code sees the system (/usr, a few files of /etc), the Python installation and the course library read-
+only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points there, or is a
+tmpfs of its own when the Python installation lies under /tmp). Nothing else of the machine: not the repository,
+solutions, the grader's output folder, other submissions or other sandboxes. It has its own PID, network (loopback
+only), IPC, UTS, cgroup and user namespaces, no capabilities, no terminal (new session); it cannot create further
+user namespaces, and a seccomp filter refuses the kernel interfaces exploits usually start from (bpf, io_uring,
+userfaultfd, keyctl, ...).
 
-When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the
-sandbox the processes are that uid, never root); paths that uid cannot reach (the Python installation under
-/root, the grader's private scratch folder) are mirrored with hard links into /tmp/grading-sandbox-<uid>, made
-once and shared by every grader process (content-keyed, so a fork server's children reuse them). Memory and process
-count are capped for the whole sandbox by cgroup v1 controllers where this process may create cgroups, or by
-a delegated cgroup v2 subtree, by rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the
-grader's pipe, which keeps only the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and
-its cgroup): every process the sandbox ever started is gone when it returns. When the sandboxed command exits, bubblewrap's namespace init
-exits too and the kernel kills whatever is left in the namespace (a daemon cannot outlive its command).
+When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the sandbox
+the processes are that uid, never root); paths that uid cannot reach (the Python installation under /root, the
+grader's private scratch folder) are mirrored with hard links into /tmp/grading-sandbox-<uid>, made once and shared
+by every grader process (content-keyed, so a fork server's children reuse them). Memory and process count are capped
+for the whole sandbox by cgroup v1 controllers where this process may create cgroups, or by a delegated cgroup v2
+subtree, by rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the grader's pipe, which keeps
+only the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and its cgroup): every process the
+sandbox ever started is gone when it returns. When the sandboxed command exits, bubblewrap's namespace init exits
+too and the kernel kills whatever is left in the namespace (a daemon cannot outlive its command).
 """
 
 from __future__ import annotations
