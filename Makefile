@@ -62,10 +62,11 @@ browser:
 	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
 # Debian's bubblewrap: the sandbox each submission's code runs in when grading (utils/grading/sandbox.py).
+# bubblewrap and libseccomp (bubblewrap's own dependency, through which the grader builds its seccomp filter).
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; \
-	  else echo "error: grading needs bubblewrap: run 'sudo apt-get install -y bubblewrap'"; exit 1; fi; }
+	@{ command -v bwrap && ldconfig -p | grep -q libseccomp.so.2; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap libseccomp2; \
+	  else echo "error: grading needs bubblewrap and libseccomp: run 'sudo apt-get install -y bubblewrap libseccomp2'"; exit 1; fi; }
 
 # make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
 # In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.

@@ -114,6 +114,8 @@ class Worker:
         self.sock, self.handles = sock, Handles()
         self.handles.worker = self
         self.cache: dict[int, Any] = {}
+        #: Fingerprints of cached arguments as the last call left them (id -> (value, fingerprint)).
+        self.left: dict[int, tuple[Any, Any]] = {}
         self.shell = InteractiveShell.instance()
         self.shell.ask_exit = self.no_exit
 
@@ -211,7 +213,7 @@ class Worker:
         args = [self.decode(node, blobs) for node in header["args"]]
         kwargs = {name: self.decode(node, blobs) for name, node in header["kwargs"].items()}
         watched = [(key, value) for key, value in [*enumerate(args), *kwargs.items()] if _mutable(value)]
-        before = {key: self.fingerprint(value) for key, value in watched}
+        before = {key: self.fingerprint_before(value) for key, value in watched}
         torch = sys.modules.get("torch")
         with torch.set_grad_enabled(bool(header.get("grad", True))) if torch else contextlib.nullcontext():
             result = target(*args, **kwargs)
@@ -223,9 +225,18 @@ class Worker:
         reply = {"value": encoder.encode(result), "changed": {}}
         encoder.alias_of = None
         for key, value in watched:
-            if self.fingerprint(value) != before[key]:
+            after = self.fingerprint(value)
+            if after != before[key]:
                 reply["changed"][str(key)] = encoder.encode(value)
+            if any(value is cached for cached in self.cache.values()):
+                self.left[id(value)] = (value, after)
         return reply
+
+    def fingerprint_before(self, value: Any) -> Any:
+        """A cached argument's fingerprint as the previous call left it (a large table sent once is then digested
+        once per call, not twice); a change made between calls shows as a change by this call."""
+        left = self.left.get(id(value))
+        return left[1] if left is not None and left[0] is value else self.fingerprint(value)
 
     @staticmethod
     def aliases(arguments: list[tuple[Any, Any]]):
