@@ -68,9 +68,11 @@ sandbox:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap libseccomp2; \
 	  else echo "error: grading needs bubblewrap and libseccomp: run 'sudo apt-get install -y bubblewrap libseccomp2'"; exit 1; fi; }
 
-# make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
+# make test runs everything, two stages at a time on two cores: the book build (then the edition and the browser
+# tests, which need it) beside the unit tests and the labs. make test-fast: only what needs neither npm nor Chromium.
 # In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.
-test: sandbox test-utils test-labs test-book test-edition test-browser
+test: sandbox browser $(STAMP) $(VENDOR)
+	$(MAKE) --no-print-directory -j 2 test-book test-utils test-labs test-edition test-browser
 test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox
