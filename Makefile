@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
 TORCH_INDEX ?=
 
-.PHONY: help install book test test-fast test-utils test-notebooks test-labs test-book test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
+.PHONY: help install book test test-fast test-utils test-notebooks test-labs test-book test-edition test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -62,14 +62,17 @@ browser:
 	  else echo "error: the browser tests need Chromium: run 'sudo apt-get install -y chromium'"; exit 1; fi; }
 
 # Debian's bubblewrap: the sandbox each submission's code runs in when grading (utils/grading/sandbox.py).
+# bubblewrap and libseccomp (bubblewrap's own dependency, through which the grader builds its seccomp filter).
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; \
-	  else echo "error: grading needs bubblewrap: run 'sudo apt-get install -y bubblewrap'"; exit 1; fi; }
+	@{ command -v bwrap && ldconfig -p | grep -q libseccomp.so.2; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap libseccomp2; \
+	  else echo "error: grading needs bubblewrap and libseccomp: run 'sudo apt-get install -y bubblewrap libseccomp2'"; exit 1; fi; }
 
-# make test runs everything, in this order; make test-fast only what needs neither npm nor Chromium.
+# make test runs everything, two stages at a time on two cores: the book build (then the edition and the browser
+# tests, which need it) beside the unit tests and the labs. make test-fast: only what needs neither npm nor Chromium.
 # In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.
-test: sandbox test-utils test-labs test-book test-browser
+test: sandbox browser $(STAMP) $(VENDOR)
+	$(MAKE) --no-print-directory -j 2 test-book test-utils test-labs test-edition test-browser
 test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox
@@ -84,6 +87,11 @@ test-labs: $(STAMP)
 
 test-book: $(STAMP) $(VENDOR)
 	$(BIN)/jupyter-book build . -W -n --keep-going
+
+# The student edition built from the book build, installed into a fresh venv as its README says, its labs and first
+# and last chapter run there (edition_tests/; timings in _build/edition-timings.txt).
+test-edition: test-book
+	$(BIN)/python -m pytest tests/test_student_edition.py edition_tests -q
 
 test-browser: test-book browser
 	$(BIN)/python -m pytest browser_tests -q  # screenshots go to _build/screenshots/
@@ -112,8 +120,9 @@ grade: $(STAMP) sandbox
 	@test -n "$(LAB)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade LAB=lab1 SUBMISSIONS=folder-or-files"; exit 2; }
 	$(BIN)/python -m utils.grading grade --lab $(LAB) --out grading-out/$(LAB) $(SUBMISSIONS)
 
-# The student edition: labs, chapters and utils without the grader; nothing from solutions/ (scripts/student_edition.py).
-student: $(STAMP)
+# The student edition: labs, chapters (with the numbers of the book build) and utils without the grader; nothing from
+# solutions/ (scripts/student_edition.py).
+student: book
 	$(BIN)/python scripts/student_edition.py --out _build/student
 
 bench: $(STAMP) sandbox

@@ -20,6 +20,8 @@ def test_learns_the_cue_words_and_scores_new_text() -> None:
     baseline = tfidf_baseline(*train, *dev)
     assert baseline.score(*test) == 1.0
     assert baseline.score(*_texts(100, 3, flip=True)) == 0.0  # it really reads the cues
+    assert baseline.correct(*test) == [True] * len(test[1])
+    assert not any(baseline.correct(*_texts(100, 3, flip=True)))
 
 
 def test_picks_the_best_c_on_dev_and_reports_every_c() -> None:

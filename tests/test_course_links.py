@@ -31,7 +31,11 @@ def test_a_set_address_shows_its_button():
     options = theme("https://github.com/a/b", jupyterhub_url="https://hub.a.org")
     assert options["use_repository_button"] is True
     assert options["launch_buttons"]["jupyterhub_url"] == "https://hub.a.org"
-    assert "colab_url" not in options["launch_buttons"]
+    assert options["launch_buttons"]["colab_url"] == "x"
+
+
+def test_colab_only_for_a_github_repository():
+    assert theme("https://gitlab.com/a/b")["launch_buttons"]["colab_url"] == ""
 
 
 def test_a_launcher_without_repository_is_dropped():
@@ -42,5 +46,5 @@ def test_the_config_has_no_placeholder_address():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     assert config["repository"]["url"] == ""
     assert {k: v for k, v in config["launch_buttons"].items() if k.endswith("_url")} == {
-        "jupyterhub_url": "", "binderhub_url": ""}
+        "jupyterhub_url": "", "binderhub_url": "", "colab_url": "https://colab.research.google.com"}
     assert "course_links" in config["sphinx"]["local_extensions"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -120,15 +121,25 @@ def test_objects_of_the_students_own_classes_stay_behind_as_handles():
     assert student_to_harness(Cheat([1])) != [2]
 
 
-def test_the_harness_sends_functions_as_code_or_by_name():
-    f = harness_to_student(lambda v: F.relu(v) * torch.tensor(2.0))
-    assert torch.equal(f(torch.tensor([-1.0, 3.0])), torch.tensor([0.0, 6.0]))
+def test_the_harness_sends_library_functions_by_name_and_its_own_functions_as_callback_numbers_only():
+    secret = "hidden-loss-check"
+    def loss(v):
+        return (v * 2).sum() if secret else None
+
+    encoder = codec.Encoder("harness", lambda obj: None)
+    callbacks = []
+    encoder.callback_of = lambda f: callbacks.append(f) or len(callbacks) - 1
+    node = encoder.encode([loss, loss])
+    assert node == {"t": "list", "v": [{"t": "callback", "id": 0}, {"t": "callback", "id": 1}]}
+    assert encoder.blobs == [] and callbacks == [loss, loss]
+    with pytest.raises(codec.CannotSend):  # without a harness to call back, a test's function cannot be sent at all
+        harness_to_student(loss)
     assert harness_to_student(F.embedding) is F.embedding
     assert harness_to_student(torch.tensor) is torch.tensor
     assert harness_to_student(nn.Embedding) is nn.Embedding
 
 
-@pytest.mark.parametrize("tag", ["code", "ref", "pymodule", "cache", "cached"])
+@pytest.mark.parametrize("tag", ["code", "callback", "ref", "pymodule", "cache", "cached"])
 def test_the_harness_refuses_what_only_it_may_send(tag):
     reject({"t": tag, "v": "os:system", "b": 0, "id": 0, "name": "x", "globals": {}, "defaults": None, "closure": []},
            [b"\x00"])
@@ -171,11 +182,74 @@ def test_copy_back_puts_the_students_changes_into_the_tests_objects():
     weight = table.weight
     copy_back(table, changed)
     assert table.weight is weight and torch.all(table.weight == 7.0) and not table.weight.requires_grad
-    words = ["a"]
-    copy_back(words, ["a", "b"])
-    assert words == ["a", "b"]
+    vector = torch.ones(3, requires_grad=True)
+    changed = student_to_harness(vector)
+    with torch.no_grad():
+        changed.zero_()
+    changed.grad = torch.full((3,), 2.0)
+    copy_back(vector, changed)
+    assert torch.equal(vector.grad, changed.grad)
+
+
+@pytest.mark.parametrize("fixture, spoiled", [
+    (["a", "b"], []), ({"the": 0}, {}), ({1, 2}, set()), (bytearray(b"ab"), b""), (np.ones(3), np.zeros(3)),
+    (torch.ones(3), torch.zeros(3)), (np.ones(3, dtype=bool), np.zeros(3, dtype=bool)),
+])
+def test_copy_back_never_rewrites_a_fixture_that_is_not_a_modules_state(fixture, spoiled):
+    """The attack: a wrong answer that also empties, zeroes or fills what it was given, so that a test comparing
+    with that object after the call compares the wrong answer with itself."""
+    before = copy.deepcopy(fixture)
+    copy_back(fixture, spoiled)
+
+    def items(value):
+        return np.asarray(list(value) if isinstance(value, (set, dict)) else value)
+
+    assert type(fixture) is type(before) and np.array_equal(items(fixture), items(before))
+
+
+def test_copy_back_never_rewrites_a_course_object():
+    vocab = Vocab(["cat"])
+    spoiled = student_to_harness(vocab)
+    spoiled.itos.clear()
+    spoiled.stoi.clear()
+    copy_back(vocab, spoiled)
+    assert vocab.itos == ["[PAD]", "[UNK]", "cat"] and vocab.stoi["cat"] == 2
 
 
 def test_bound_names_are_the_definitions_and_assignments_of_a_cell():
     source = "import os\nfrom x import y\nA, (B, C) = 1, (2, 3)\nD: int = 4\ndef f():\n    inner = 1\nclass K:\n    pass\n%time 1"
     assert bound_names(source) == {"A", "B", "C", "D", "f", "K"}
+
+
+@pytest.mark.parametrize("path", ["this:X", "antigravity:X", "utils.grading.__main__:X", "utils.grading.cli:main",
+                                  "utils.not_loaded_yet:X", "os:system", "builtins:object"])
+def test_a_reply_naming_a_class_imports_nothing_and_is_refused(path):
+    """The attack: a reply naming a class in a module with top-level code (the grader's own __main__ raises
+    SystemExit); resolving it would import that module in the trusted process."""
+    import sys
+    before = set(sys.modules)
+    for tag in ("object", "namedtuple", "module"):
+        reject({"t": tag, "cls": path, "state": {"t": "dict", "k": [], "v": []}, "v": [], "attrs": {}, "params": {},
+                "buffers": {}, "children": {}})
+    assert set(sys.modules) == before
+
+
+def test_a_course_class_is_found_in_the_table_of_loaded_classes():
+    assert codec.trusted_classes()["utils.models:BagOfWords"] is BagOfWords
+    assert "torch.nn.modules.sparse:Embedding" in codec.trusted_classes()
+    assert not any(path.startswith(("utils.grading", "builtins", "os:")) for path in codec.trusted_classes())
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt(), GeneratorExit(), RecursionError(),
+                                   MemoryError()])
+def test_anything_raised_while_decoding_a_reply_is_a_protocol_error(error):
+    def from_handle(number, node):
+        raise error
+
+    with pytest.raises(codec.ProtocolError):
+        codec.decode({"t": "list", "v": [{"t": "handle", "id": 0}]}, [], "harness", from_handle)
+
+
+@pytest.mark.parametrize("dtype", ["O", "V8", "<M8[s]", "[('a', '<i4')]", "float64", "(2,)i4", 3])
+def test_an_array_dtype_outside_numbers_and_text_is_refused_before_numpy_parses_it(dtype):
+    reject({"t": "ndarray", "dtype": dtype, "shape": [1], "b": 0}, [b"\0" * 8])

@@ -153,6 +153,14 @@ def _everything():
 def double(t):
     raise ValueError("arange(4.0) hidden-mean-check BEGIN HIDDEN " + _everything())
 """,
+    "reply-imports-a-module": """
+import __main__
+def _forged(self, value, depth=0):  # every reply names classes in modules with top-level code
+    return {"t": "list", "v": [
+        {"t": "object", "cls": "utils.grading.__main__:X", "state": {"t": "dict", "k": [], "v": []}},
+        {"t": "namedtuple", "cls": "this:X", "v": []}, {"t": "module", "cls": "antigravity:X"}]}
+__main__.Encoder.encode = _forged
+""",
 }
 #: Attacks that define double themselves (the answer after them is not used).
 OWN_DOUBLE = {"tensor-subclass", "exception-message"}
@@ -228,3 +236,8 @@ def test_an_exception_from_the_students_code_is_reported_as_theirs(graded):
                and r["question"] == "test_double")
     assert row["status"] == "failed" and row["message"].startswith("ValueError: arange(4.0)")
     assert len(row["message"]) < 2500
+
+
+def test_no_reply_turns_a_submission_into_a_grader_error(graded):
+    """A forged reply (naming classes in modules whose import raises SystemExit) is the submission's own failure."""
+    assert {row["status"] for row in graded["summary"].values()}.isdisjoint({"grader-error"}), graded["summary"]

@@ -88,19 +88,86 @@ def test_the_sandbox_runs_the_course_library_and_torch_as_an_unprivileged_user(l
     assert str(ROOT) not in output  # the environment says nothing of the repository
 
 
-@pytest.mark.skipif(sandbox_module.seccomp_filter() is None, reason="the seccomp filter is for x86-64")
+#: The kernel's own numbers (arch/x86/entry/syscalls/syscall_64.tbl, include/uapi/asm-generic/unistd.h) of a few
+#: refused system calls and of getpid, typed in here so that a filter built with another architecture's numbers fails.
+KERNEL_NUMBERS = {
+    "x86_64": {"bpf": 321, "io_uring_setup": 425, "ptrace": 101, "keyctl": 250, "userfaultfd": 323,
+               "perf_event_open": 298, "unshare": 272, "mount": 165, "getpid": 39},
+    "aarch64": {"bpf": 280, "io_uring_setup": 425, "ptrace": 117, "keyctl": 219, "userfaultfd": 282,
+                "perf_event_open": 241, "unshare": 97, "mount": 40, "getpid": 172},
+}
+#: What a seccomp filter returns: allow, refuse with errno EPERM, kill the process.
+SECCOMP_ALLOW, SECCOMP_EPERM, SECCOMP_KILL = 0x7FFF0000, 0x00050000 | 1, 0x80000000
+AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7, "i386": 0x40000003}
+
+
+def run_seccomp(program: bytes, arch: int, number: int) -> int:
+    """Run a classic BPF seccomp program on one system call (struct seccomp_data: nr, arch, ...); its return value.
+    Only the instructions libseccomp emits for these filters (load word, jeq/jge/jgt/jset with a constant, ret)."""
+    import struct as _struct
+    data = _struct.pack("=iIQ6Q", number, arch, 0, *([0] * 6))
+    ops = [_struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = ops[pc]
+        if code == 0x20:  # BPF_LD | BPF_W | BPF_ABS
+            acc = _struct.unpack_from("=I", data, k)[0]
+        elif code == 0x06:  # BPF_RET | BPF_K
+            return k
+        elif code == 0x05:  # BPF_JMP | BPF_JA
+            pc += k
+        elif code in (0x15, 0x25, 0x35, 0x45):  # BPF_JMP | JEQ, JGT, JGE, JSET with K
+            taken = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += jt if taken else jf
+        else:
+            raise AssertionError(f"instruction {code:#x} not expected in the filter")
+        pc += 1
+
+
+@pytest.mark.parametrize("machine", sorted(KERNEL_NUMBERS))
+def test_the_seccomp_filter_refuses_the_same_calls_on_x86_64_and_aarch64(machine):
+    program = sandbox_module.seccomp_filter(machine)
+    if program is None:
+        pytest.skip("libseccomp (pyseccomp and libseccomp.so.2) is not available: the grader runs without a filter")
+    numbers = KERNEL_NUMBERS[machine]
+    arch = AUDIT_ARCH[machine]
+    for name, number in numbers.items():
+        expected = SECCOMP_ALLOW if name == "getpid" else SECCOMP_EPERM
+        assert run_seccomp(program, arch, number) == expected, (machine, name)
+    for allowed in (0, 1, 56, 63, 64, 220, 435):  # read/write/openat/clone/... on one arch or the other
+        if allowed not in numbers.values():
+            result = run_seccomp(program, arch, allowed)
+            assert result in (SECCOMP_ALLOW, SECCOMP_EPERM)
+    other = AUDIT_ARCH["aarch64" if machine == "x86_64" else "x86_64"]
+    assert run_seccomp(program, other, numbers["getpid"]) == SECCOMP_KILL  # another ABI: killed, not allowed
+    assert run_seccomp(program, AUDIT_ARCH["i386"], 20) == SECCOMP_KILL
+    if machine == "x86_64":  # the x32 ABI: the same arch value, numbers with bit 30 set
+        assert run_seccomp(program, arch, 39 | 0x40000000) == SECCOMP_KILL
+    refused = [n for n in range(600) if run_seccomp(program, arch, n) == SECCOMP_EPERM]
+    assert len(refused) == sum(1 for name in sandbox_module.BLOCKED_SYSCALLS  # every name this arch has, no other
+                               if sandbox_module._libseccomp().resolve_syscall(
+                                   getattr(sandbox_module._libseccomp().Arch, machine.upper()), name) >= 0)
+
+
+@pytest.mark.skipif(os.uname().machine not in KERNEL_NUMBERS or sandbox_module.seccomp_filter() is None,
+                    reason="no seccomp filter on this machine (libseccomp missing or another architecture)")
 def test_kernel_interfaces_that_exploits_start_from_are_refused(library):
-    code = """
-        import ctypes, errno
+    numbers = KERNEL_NUMBERS[os.uname().machine]
+    code = f"""
+        import ctypes, errno, os
         libc = ctypes.CDLL(None, use_errno=True)
-        for name, number in [("bpf", 321), ("io_uring_setup", 425), ("ptrace", 101), ("keyctl", 250),
-                             ("userfaultfd", 323), ("perf_event_open", 298), ("x32 getpid", 39 | 0x40000000)]:
+        for name, number in {sorted(numbers.items())!r}:
             ctypes.set_errno(0)
-            print(name, libc.syscall(number, 0, 0, 0, 0, 0), errno.errorcode.get(ctypes.get_errno()))
-        print("getpid", libc.syscall(39) > 0)
+            print(name, libc.syscall(number, 0, 0, 0, 0, 0), errno.errorcode.get(ctypes.get_errno()), flush=True)
+        if os.uname().machine == "x86_64":
+            libc.syscall(39 | 0x40000000)  # getpid through the x32 ABI: the filter kills the process
+            print("x32 allowed", flush=True)
     """
-    _, output = run(code, library)
-    assert output.count(" -1 EPERM") == 7 and "getpid True" in output, output
+    ended, output = run(code, library)
+    assert output.count(" -1 EPERM") == len(numbers) - 1 and "getpid -1" not in output, output
+    assert "getpid " in output
+    if os.uname().machine == "x86_64":
+        assert "x32 allowed" not in output and ended == "signal 31 (SIGSYS)", (ended, output)
 
 
 def test_files_outside_the_working_folder_cannot_be_read_by_path_or_through_proc(library):
@@ -356,3 +423,63 @@ def test_without_the_sandbox_the_same_api_runs_the_code(library):
         assert box.exit_description() == "exit code 3"
         box.kill()
         assert box.output().startswith("grading-nosandbox-")
+
+
+def fake_cgroup2(folder: Path, controllers: str = "cpuset cpu io memory pids", procs: str = "") -> Path:
+    """A folder laid out like a cgroup v2 directory (the files the grader reads and writes), standing in for a
+    host that runs cgroup v2: this machine's kernel runs v1, with an empty v2 hierarchy beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in {"cgroup.controllers": controllers, "cgroup.subtree_control": "", "cgroup.procs": procs,
+                       "cgroup.type": "domain", "memory.max": "max", "pids.max": "max"}.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_cgroup_v2_delegation_moves_the_grader_into_a_leaf_and_enables_memory_and_pids(tmp_path):
+    own = fake_cgroup2(tmp_path / "user.slice" / "grader", procs=f"{os.getpid()}\n")
+    assert sandbox_module.delegate_v2(own) == own
+    assert (own / sandbox_module.V2_LEAF / "cgroup.procs").read_text() == str(os.getpid())
+    assert set((own / "cgroup.subtree_control").read_text().split()) == {"+memory", "+pids"}
+    assert sandbox_module.cgroup_version({"memory": own, "pids": own}) == 2
+    machine_root = fake_cgroup2(tmp_path / "root", procs="1\n")
+    (machine_root / "cgroup.type").unlink()  # the host's root cgroup: processes stay where they are
+    assert sandbox_module.delegate_v2(machine_root) == machine_root
+    assert not (machine_root / sandbox_module.V2_LEAF).exists()
+
+
+def test_cgroup_v2_without_the_controllers_or_write_access_falls_back(tmp_path):
+    assert sandbox_module.delegate_v2(fake_cgroup2(tmp_path / "a", controllers="cpu io")) is None
+    locked = fake_cgroup2(tmp_path / "b")
+    (locked / "cgroup.subtree_control").chmod(0o444)
+    locked.chmod(0o555)
+    try:
+        if os.access(locked / "cgroup.subtree_control", os.W_OK):
+            pytest.skip("running as root: file modes do not stop this process, so a read-only subtree cannot be faked")
+        assert sandbox_module.delegate_v2(locked) is None
+    finally:
+        locked.chmod(0o755)
+
+
+def test_cgroup_v2_limits_are_written_for_the_whole_sandbox_and_reported(tmp_path, monkeypatch):
+    parent = fake_cgroup2(tmp_path / "grader")
+    groups = sandbox_module._Cgroups(Limits(memory=300 * 2**20, processes=10), {"memory": parent, "pids": parent})
+    (folder,) = set(groups.folders.values())
+    assert folder.parent == parent and groups.version == 2
+    assert (folder / "memory.max").read_text() == str(300 * 2**20)
+    assert (folder / "pids.max").read_text() == "12"  # the student's 10 and bwrap's own two
+    assert not (folder / "memory.limit_in_bytes").exists()  # no v1 file names on a v2 tree
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert groups.oom_kills() == 1
+    groups.add(os.getpid())
+    assert groups.pids() == {os.getpid()}
+    monkeypatch.setattr(sandbox_module, "cgroup_folders", lambda: {"memory": parent, "pids": parent})
+    described = sandbox_module.limits_mechanism()
+    assert "cgroup v2 memory (whole sandbox)" in described and "cgroup v2 pids (whole sandbox)" in described
+
+
+def test_cgroup_v2_folder_is_found_from_proc_self_cgroup_and_mountinfo():
+    own = {"": "/user.slice/session-1.scope", "memory": "/x"}
+    mountinfo = ["30 25 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate",
+                 "31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory"]
+    assert sandbox_module._v2_folder(own, mountinfo) == Path("/sys/fs/cgroup/user.slice/session-1.scope")
+    assert sandbox_module._v1_folders(own, mountinfo[:1]) == {}

@@ -86,12 +86,14 @@ def test_coverage_counts_types_and_running_tokens() -> None:
     assert row["types found"] == 3 and row["token coverage"] == pytest.approx(0.75)
 
 
-def test_coverage_of_other_text() -> None:
-    test_tokens = Counter(
-        ["boring", "boring", "movie", "plot"]
-    )  # "plot" is not a task word: not counted
+def test_coverage_of_other_text_counts_every_token_of_that_text_in_the_denominator() -> None:
+    # "plot" is pre-trained but not a task word: it reaches the model as [UNK], so it counts against coverage;
+    # "boring" is a task word the table lacks; "movie" is both.
+    test_tokens = Counter(["boring", "boring", "movie", "plot", "plot", "plot"])
     cov = coverage(TASK, PRETRAINED, token_counts=test_tokens)
-    assert (cov.tokens, cov.tokens_found) == (3, 1)
+    assert (cov.types, cov.types_found) == (3, 1)
+    assert (cov.tokens, cov.tokens_found) == (6, 1)
+    assert isinstance(cov.tokens, int) and cov.token_rate == pytest.approx(1 / 6)
 
 
 def test_accepts_a_vocab_and_matrix_pair_as_the_pretrained_table() -> None:
@@ -218,6 +220,10 @@ def test_learning_curves_record_the_dev_accuracy_of_every_epoch() -> None:
         len(curve) == results["epochs"].iloc[0]
         and max(curve) == results["dev accuracy"].iloc[0]
     )
+    clock = results["seconds by epoch"].iloc[0]
+    assert len(clock) == len(curve) and clock[-1] <= results["seconds"].iloc[0]
+    correct = results["test correct"].iloc[0]
+    assert len(correct) == 100 and np.mean(correct) == results["test accuracy"].iloc[0]
 
 
 def test_time_to_reach_finds_the_first_epoch_at_the_target() -> None:
@@ -235,18 +241,15 @@ def test_time_to_reach_finds_the_first_epoch_at_the_target() -> None:
                 (0.9, 0.85),
                 (0.5, 0.6, 0.55),
             ],
+            "seconds by epoch": [(1.0, 5.0, 6.0, 8.0), (0.9, 1.0), (1.0, 2.0, 3.0)],
         }
     )
     reach = time_to_reach(results, {10: 0.7, 20: 0.65})
-    assert (
-        reach["epochs to target"].iloc[0] == 2
-        and reach["seconds to target"].iloc[0] == 4.0
-    )
-    assert (
-        reach["epochs to target"].iloc[1] == 1
-        and reach["seconds to target"].iloc[1] == 0.5
-    )
-    assert np.isnan(reach["epochs to target"].iloc[2])  # never reached
+    # seconds are read off the measured clock, not derived from the run's mean time per epoch (8 / 4 * 2 = 4)
+    assert reach["epochs to target"].iloc[0] == 2 and reach["seconds to target"].iloc[0] == 5.0
+    assert reach["epochs to target"].iloc[1] == 1 and reach["seconds to target"].iloc[1] == 0.9
+    assert np.isnan(reach["seconds to target"].iloc[2])  # never reached
+    assert reach["reached"].tolist() == [True, True, False]
 
 
 def test_tune_learning_rates_reports_every_start_and_rate_and_a_tiny_rate_loses() -> (
@@ -263,6 +266,7 @@ def test_tune_learning_rates_reports_every_start_and_rate_and_a_tiny_rate_loses(
         size=100,
         grid=[1e-6, 0.1],
         dim=2,
+        extend=0,
     )
     assert list(table.index) == ["random", "oracle, frozen"] and list(
         table.columns
@@ -270,3 +274,21 @@ def test_tune_learning_rates_reports_every_start_and_rate_and_a_tiny_rate_loses(
     assert (
         table.idxmax(axis=1)["random"] == 0.1
     )  # the random start cannot learn with tiny steps
+
+
+def test_tune_learning_rates_extends_the_grid_past_an_edge_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import utils.transfer
+
+    # dev accuracy peaks at lr = 1e-2 for "a" and falls with lr for "b": a grid [1e-4, 1e-3] has both choices on an edge
+    def fake_dev_accuracy(start: Start, lr: float, *args: object) -> float:
+        peak = 1e-2 if start.freeze else 1e-6
+        return 1.0 - abs(np.log10(lr) - np.log10(peak))
+
+    monkeypatch.setattr(utils.transfer, "_dev_accuracy", fake_dev_accuracy)
+    starts = {"a": Start(freeze=True), "b": Start()}
+    table = tune_learning_rates(starts, 20, ([], []), ([], []), size=10, grid=[1e-3, 1e-4], extend=3)
+    assert list(table.columns) == pytest.approx([1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1])
+    assert table.idxmax(axis=1).tolist() == pytest.approx([1e-2, 1e-6])
+    assert np.isnan(table.loc["a", 1e-5]) and np.isnan(table.loc["b", 1e-2])  # only the edge start is extended
+    limited = tune_learning_rates(starts, 20, ([], []), ([], []), size=10, grid=[1e-3, 1e-4], extend=1)
+    assert limited.idxmax(axis=1).tolist() == pytest.approx([1e-2, 1e-5])  # still on an edge: the caller must see it

@@ -35,6 +35,11 @@ class TfidfBaseline:
         """Accuracy on labelled texts."""
         return float(self.classifier.score(self.vectorizer.transform(texts), labels))
 
+    def correct(self, texts: Sequence[str], labels: Sequence[int]) -> list[bool]:
+        """Whether each text is classified right: what a paired comparison (McNemar's test) needs."""
+        predicted = self.classifier.predict(self.vectorizer.transform(texts))
+        return [bool(p == y) for p, y in zip(predicted, labels)]
+
 
 def tfidf_baseline(
     train_texts: Sequence[str],

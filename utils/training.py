@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -167,7 +168,8 @@ def train(
 ) -> pd.DataFrame:
     """Train with cross-entropy and Adam; stop when dev accuracy has not improved for `patience` epochs.
 
-    Returns the history (one row per epoch). With a dev set, the model ends with the weights of its best dev epoch.
+    Returns the history (one row per epoch, with the wall-clock seconds since the start measured at its end). With a
+    dev set, the model ends with the weights of its best dev epoch.
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -177,6 +179,7 @@ def train(
         dev = (_encoded(dev[0]), dev[1])
     history, best_acc, best_state, since_best = [], -1.0, None, 0
     bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False)
+    began = time.perf_counter()
     for epoch in bar:
         scores = train_epoch(model, train_ids, train_labels, optimizers, batch_size, generator)
         row = {"epoch": epoch, "train_loss": scores["loss"], "train_acc": scores["accuracy"]}
@@ -187,7 +190,7 @@ def train(
                 best_acc, best_state, since_best = scores["accuracy"], copy.deepcopy(model.state_dict()), 0
             else:
                 since_best += 1
-        history.append(row)
+        history.append(row | {"seconds": time.perf_counter() - began})
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "epoch"})
         if patience is not None and dev is not None and since_best >= patience:
             break

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from utils.models import BagOfWords
 from utils.similarity import Table, as_word_vectors
 from utils.text import Vocab
-from utils.training import EncodedTexts, evaluate, train
+from utils.training import EncodedTexts, predict, train
 
 
 @dataclass(frozen=True)
@@ -51,23 +51,27 @@ class Coverage:
         }
 
 
-def coverage(
-    task_vocab: Vocab, pretrained: Table, token_counts: dict[str, int] | None = None
-) -> Coverage:
-    """Count the task's word types (all ids but `[PAD]`, `[UNK]`) that `pretrained` has, and the tokens they make up.
+def coverage(task_vocab: Vocab, pretrained: Table, token_counts: Mapping[str, int] | None = None) -> Coverage:
+    """How much of a text reaches the model with a pre-trained vector: a word must be in `task_vocab` (else it is
+    `[UNK]`) and in `pretrained`.
 
-    Token counts come from `token_counts` (e.g. a `collections.Counter` of a test split's tokens) or else from
-    `task_vocab.counts` (the text the vocabulary was built from).
+    With `token_counts` (e.g. a `collections.Counter` of a test split's tokens) the denominators are *every* word
+    type and running token of that text, those outside the task vocabulary included. Without it, the text is the
+    one the vocabulary was built from (`task_vocab.counts`) and the denominators are the vocabulary's word types.
     """
     known = as_word_vectors(pretrained).index
-    counts = task_vocab.counts if token_counts is None else token_counts
     words = _task_words(task_vocab)
-    found = [w for w in words if w in known]
+    if token_counts is None:
+        counts: Mapping[str, int] = task_vocab.counts
+        text_words = words
+    else:
+        counts, text_words = token_counts, [w for w in token_counts if w not in (Vocab.PAD, Vocab.UNK)]
+    found = [w for w in text_words if w in known and w in task_vocab.stoi]
     return Coverage(
-        types=len(words),
+        types=len(text_words),
         types_found=len(found),
-        tokens=sum(counts.get(w, 0) for w in words),
-        tokens_found=sum(counts.get(w, 0) for w in found),
+        tokens=int(sum(counts.get(w, 0) for w in text_words)),
+        tokens_found=int(sum(counts.get(w, 0) for w in found)),
     )
 
 
@@ -87,20 +91,14 @@ def align_embeddings(
     """
     vectors = as_word_vectors(pretrained)
     real = [i for i, w in enumerate(vectors.words) if w not in (Vocab.PAD, Vocab.UNK)]
-    source = torch.from_numpy(
-        np.ascontiguousarray(vectors.vectors[real], dtype=np.float32)
-    )
+    source = torch.from_numpy(np.ascontiguousarray(vectors.vectors[real], dtype=np.float32))
     table = source.mean(dim=0).repeat(len(task_vocab), 1)
     rows = [
-        (i, vectors.index[w])
-        for i, w in enumerate(task_vocab.itos)
-        if i > task_vocab.unk_id and w in vectors.index
+        (i, vectors.index[w]) for i, w in enumerate(task_vocab.itos) if i > task_vocab.unk_id and w in vectors.index
     ]
     if rows:
         task_ids, source_ids = map(list, zip(*rows))
-        table[task_ids] = torch.from_numpy(
-            np.ascontiguousarray(vectors.vectors[source_ids], dtype=np.float32)
-        )
+        table[task_ids] = torch.from_numpy(np.ascontiguousarray(vectors.vectors[source_ids], dtype=np.float32))
     table[task_vocab.pad_id] = 0.0
     if std is not None:
         table *= std / float(vectors.vectors[real].std())
@@ -158,7 +156,8 @@ def learning_curves(
     `*_set` are (encoded texts, labels) pairs; `vocab_size` and `dim` size the randomly started tables.
 
     For a given seed the training subsets are nested (the first `size` texts of one shuffle), so a larger size
-    only adds texts. Each run keeps its best dev epoch and reports test accuracy.
+    only adds texts. Each run keeps its best dev epoch and reports test accuracy, which test texts it got right
+    (for paired comparisons), and the dev accuracy and measured wall-clock seconds at the end of every epoch.
     """
     train_ids, train_labels = train_set[0], np.asarray(train_set[1])
     dev = (EncodedTexts(dev_set[0]), list(dev_set[1]))
@@ -179,16 +178,20 @@ def learning_curves(
         if start.lr is not None:
             settings["lr"] = start.lr
         history = train(model, subset, dev, seed=seed, progress=False, **settings)
+        seconds = time.perf_counter() - began
+        correct = (predict(model, test[0]).numpy() == np.asarray(test[1])).tolist()
         rows.append(
             {
                 "start": name,
                 "size": size,
                 "seed": seed,
-                "test accuracy": evaluate(model, *test)["accuracy"],
+                "test accuracy": float(np.mean(correct)),
                 "dev accuracy": history["dev_acc"].max(),
                 "epochs": len(history),
-                "seconds": time.perf_counter() - began,
+                "seconds": seconds,
                 "dev accuracy by epoch": tuple(history["dev_acc"]),
+                "seconds by epoch": tuple(history["seconds"]),
+                "test correct": tuple(correct),
             }
         )
     return pd.DataFrame(rows)
@@ -201,52 +204,72 @@ def tune_learning_rates(
     dev_set: tuple[Sequence[Sequence[int]], Sequence[int]],
     size: int,
     grid: Sequence[float],
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     dim: int = 50,
+    extend: int = 2,
 ) -> pd.DataFrame:
-    """Best dev accuracy of every start (rows) at every learning rate of `grid` (columns), trained on `size` texts.
+    """Mean best dev accuracy over `seeds` of every start (rows) at every learning rate (columns), on `size` texts.
 
     Giving each start the learning rate its own dev accuracy prefers (`table.idxmax(axis=1)`) compares the starts
-    fairly; the test set is never looked at.
+    fairly; the test set is never looked at. A choice on an edge of the grid says the best rate may lie beyond it,
+    so the grid grows by the factor between its last two rates, up to `extend` times on each side, for the starts
+    whose choice sits on that edge (their other cells stay NaN).
     """
-    runs = {
-        (name, lr): replace(start, lr=lr)
+    grid = sorted(grid)
+    scored = {
+        (name, lr): _dev_accuracy(start, lr, vocab_size, train_set, dev_set, size, seeds, dim)
         for name, start in starts.items()
         for lr in grid
     }
-    named = {f"{name} @ {lr}": start for (name, lr), start in runs.items()}
-    results = learning_curves(
-        named,
-        vocab_size,
-        train_set,
-        dev_set,
-        dev_set,
-        [size],
-        [seed],
-        dim=dim,
-        progress=False,
-    )
-    results["start"], results["lr"] = [name for name, _ in runs], [lr for _, lr in runs]
-    table = results.pivot(index="start", columns="lr", values="dev accuracy")
+    for name, start in starts.items():
+        for _ in range(extend):
+            rates = sorted(lr for (n, lr) in scored if n == name)
+            best = max(rates, key=lambda lr: scored[name, lr])
+            if len(rates) < 2 or best not in (rates[0], rates[-1]):
+                break
+            step = rates[1] / rates[0] if best == rates[0] else rates[-1] / rates[-2]
+            new = float(f"{best / step if best == rates[0] else best * step:.2g}")
+            scored[name, new] = _dev_accuracy(start, new, vocab_size, train_set, dev_set, size, seeds, dim)
+    table = pd.Series(scored).unstack()
+    table = table.reindex(columns=sorted(table.columns))
+    table.columns.name, table.index.name = "lr", "start"
     return table.loc[list(starts)]
+
+
+def _dev_accuracy(
+    start: Start,
+    lr: float,
+    vocab_size: int,
+    train_set: tuple,
+    dev_set: tuple,
+    size: int,
+    seeds: Sequence[int],
+    dim: int,
+) -> float:
+    runs = learning_curves(
+        {"run": replace(start, lr=lr)}, vocab_size, train_set, dev_set, dev_set, [size], seeds, dim=dim, progress=False
+    )
+    return float(runs["dev accuracy"].mean())
 
 
 def time_to_reach(results: pd.DataFrame, targets: Mapping[int, float]) -> pd.DataFrame:
     """For every run of `learning_curves`: the first epoch whose dev accuracy reaches its size's target, and the
-    seconds that took (the run's time per epoch times that epoch); NaN for a run that never gets there."""
+    wall-clock seconds measured from the run's start to the end of that epoch; NaN for a run that never gets there
+    (`reached` False), so that such runs can be reported rather than averaged away."""
     rows = []
-    for run in results.itertuples(index=False):
-        curve = np.asarray(run[results.columns.get_loc("dev accuracy by epoch")])
-        reached = np.flatnonzero(curve >= targets[run.size])
-        epoch = float(reached[0] + 1) if len(reached) else float("nan")
+    for run in results.to_dict("records"):
+        curve = np.asarray(run["dev accuracy by epoch"])
+        clock = np.asarray(run["seconds by epoch"])
+        reached = np.flatnonzero(curve >= targets[run["size"]])
         rows.append(
             {
-                "start": run.start,
-                "size": run.size,
-                "seed": run.seed,
-                "target": targets[run.size],
-                "epochs to target": epoch,
-                "seconds to target": epoch * run.seconds / run.epochs,
+                "start": run["start"],
+                "size": run["size"],
+                "seed": run["seed"],
+                "target": targets[run["size"]],
+                "reached": bool(len(reached)),
+                "epochs to target": int(reached[0] + 1) if len(reached) else np.nan,
+                "seconds to target": float(clock[reached[0]]) if len(reached) else np.nan,
             }
         )
     return pd.DataFrame(rows)

@@ -1,7 +1,7 @@
 """A Sphinx extension for this book: a header button only for an address the course has set.
 
 _config.yml keeps the course's addresses in one block (`repository.url`, `launch_buttons.jupyterhub_url`,
-`launch_buttons.binderhub_url`), empty by default. Jupyter Book would fail on a repository button without an
+`launch_buttons.binderhub_url`, `launch_buttons.colab_url`), empty by default. Jupyter Book would fail on a repository button without an
 address, and the theme would build broken launch links without a repository, so this extension turns each button on
 only when what it needs is set.
 """
@@ -20,7 +20,8 @@ LAUNCHERS = ("jupyterhub_url", "binderhub_url")
 
 
 def show_set_buttons(app: Sphinx, config: Config) -> None:
-    """Repository button iff repository_url is set; a launcher iff its address and the repository's are set."""
+    """Repository button iff repository_url is set; a launcher iff its address and the repository's are set (Colab:
+    a GitHub repository's; Colab's own address is set by default, so no warning without one)."""
     options = config.html_theme_options
     repository = (options.get("repository_url") or "").strip()
     options["use_repository_button"] = bool(repository)
@@ -30,7 +31,8 @@ def show_set_buttons(app: Sphinx, config: Config) -> None:
             LOGGER.warning(f"launch_buttons.{key} is set but repository.url is not: no {key[:-4]} button "
                            f"(it opens the notebooks from the repository)")
             launch[key] = ""
-    launch.pop("colab_url", None)  # Colab cannot install the course's library and data: no Colab button
+    if "github.com/" not in repository:  # Colab opens notebooks from GitHub only (and installs the edition from there)
+        launch["colab_url"] = ""
     options["launch_buttons"] = launch
 
 

@@ -8,8 +8,10 @@ plain scalars as themselves, everything else as a tagged object ({"t": "tensor",
   state by the harness's own trusted classes, and any other object (a function or an instance of a class the student
   wrote) stays in the student's process: the harness gets a *handle*, a number it can call or query.
   The harness decoder checks every tag, type name, size and depth: nothing the student sends can run code there.
-- Harness -> student (`Encoder(side="harness")`, `Decoder(side="student")`): the same data, plus functions the
-  tests pass as arguments (library functions by name, the test's own lambdas as code) and handles.
+- Harness -> student (`Encoder(side="harness")`, `Decoder(side="student")`): the same data, plus library
+  functions by name and handles. A function a test passes as an argument (a loss lambda, a helper of a setup cell)
+  never crosses: it becomes a *callback*, a number the student's code calls back through the socket, and the
+  function runs in the harness on the data sent (gradients too, see worker.Callback). No test code is ever sent.
 
 This module imports only the standard library at load time: the student's process gets its source verbatim.
 """
@@ -20,7 +22,7 @@ import builtins
 import importlib
 import itertools
 import json
-import marshal
+import re
 import struct
 import sys
 import types
@@ -106,8 +108,38 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def trusted_classes() -> dict[str, type]:
+    """The classes a reply may name, by 'module:QualName': those of the course library (its grading package
+    excluded) and of torch.nn's modules that this process has already loaded. Built from the modules' own
+    dictionaries: looking a name up here imports nothing and runs no module-level __getattr__."""
+    count = len(sys.modules)
+    if _TRUSTED[0] == count:
+        return _TRUSTED[1]
+    table: dict[str, type] = {}
+    for name, module in list(sys.modules.items()):
+        if not (isinstance(name, str) and (name.startswith("torch.nn.modules.") or _is_course_module(name))):
+            continue
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict:
+            continue
+        for value in list(namespace.values()):
+            if isinstance(value, type) and value.__module__ == name:
+                table.setdefault(f"{name}:{value.__qualname__}", value)
+    _TRUSTED[:] = [count, table]
+    return table
+
+
+#: The last table of trusted classes, and the number of loaded modules it was built from.
+_TRUSTED: list[Any] = [-1, {}]
+
+
+def _is_course_module(name: str) -> bool:
+    """A module of the course library, the grader's own package excluded."""
+    return name.startswith("utils.") and not name.startswith("utils.grading")
+
+
 def _resolve(path: str) -> Any:
-    """The object at 'module:Qual.Name' (imports the module)."""
+    """The object at 'module:Qual.Name' (imports the module; for names the harness itself chose, never a reply's)."""
     module_name, _, qualname = path.partition(":")
     value: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
@@ -139,7 +171,7 @@ def library_path(value: Any) -> str | None:
 
 def _course_class(cls: type) -> bool:
     """A class of the course library (sent by state; the harness rebuilds it with its own copy of the class)."""
-    return cls.__module__.startswith("utils.") and not cls.__module__.startswith("utils.grading")
+    return _is_course_module(cls.__module__)
 
 
 def _module_class(cls: type) -> bool:
@@ -160,6 +192,8 @@ class Encoder:
     def __init__(self, side: str, handle_of: Callable[[Any], int | dict | None]) -> None:
         self.side, self.handle_of = side, handle_of
         self.blobs: list[bytes] = []
+        #: Harness side: the callback number of a test's function (it stays in the harness), or None.
+        self.callback_of: Callable[[Any], int] | None = None
         #: Student side, for a call's result: where a tensor's memory belongs to an argument (see `Decoder.alias`).
         self.alias_of: Callable[[Any], dict | None] | None = None
 
@@ -317,23 +351,9 @@ class Encoder:
         path = library_path(value)
         if path is not None:
             return {"t": "ref", "v": path}
-        if isinstance(value, types.FunctionType):
-            return self.function(value)
+        if callable(value) and self.callback_of is not None:
+            return {"t": "callback", "id": self.callback_of(value)}
         raise CannotSend(f"cannot send a {type(value).__name__} to the student's code")
-
-    def function(self, value: types.FunctionType) -> dict[str, Any]:
-        """A function written in a test or setup cell: its code, defaults, closure and the globals it uses."""
-        names: set[str] = set()
-        codes = [value.__code__]
-        while codes:
-            code = codes.pop()
-            names.update(code.co_names)
-            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-        used = {n: value.__globals__[n] for n in sorted(names) if n in value.__globals__}
-        closure = [cell.cell_contents for cell in value.__closure__ or ()]
-        return {"t": "code", "b": self.blob(marshal.dumps(value.__code__)), "name": value.__name__,
-                "globals": {n: self.encode(v, 1) for n, v in used.items()},
-                "defaults": self.encode(value.__defaults__, 1), "closure": [self.encode(c, 1) for c in closure]}
 
 
 def _plain(values: Any) -> bool:
@@ -411,7 +431,7 @@ class Decoder:
         if type(node) is not dict or type(node.get("t")) is not str:
             raise self.fail(f"a node of type {type(node).__name__}")
         method = getattr(self, "decode_" + node["t"], None)
-        if method is None or (node["t"] in ("code", "ref", "pymodule", "cache", "cached") and self.strict):
+        if method is None or (node["t"] in ("callback", "ref", "pymodule", "cache", "cached") and self.strict):
             raise self.fail(f"unknown tag {node['t']!r}")
         return method(node, depth + 1)
 
@@ -579,10 +599,10 @@ class Decoder:
 
         import numpy
         shape = self.shape(node)
-        try:
-            dtype = numpy.dtype(node.get("dtype"))
-        except (TypeError, ValueError):
-            raise self.fail("bad array dtype") from None
+        text = node.get("dtype")
+        if type(text) is not str or not re.fullmatch(r"[<>|=]?[biufcUS][0-9]{1,3}", text):
+            raise self.fail("bad array dtype")
+        dtype = numpy.dtype(text)
         if dtype.kind not in NUMPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
             raise self.fail("bad array dtype")
         data = self.blob(node)
@@ -631,15 +651,15 @@ class Decoder:
         return frame
 
     def course_class(self, node: dict, check: Callable[[type], bool]) -> type:
-        """The class a node names, which must pass `check` (resolved in this process: the trusted copy)."""
+        """The class a node names, which must pass `check`: looked up in the table of trusted classes already
+        loaded in this process (nothing is imported or called to find it)."""
         path = node.get("cls")
         if type(path) is not str or path.count(":") != 1:
             raise self.fail("bad class name")
-        try:
-            cls = _resolve(path)
-        except (ImportError, AttributeError, ValueError):
-            raise self.fail(f"unknown class {path[:100]!r}") from None
-        if not isinstance(cls, type) or class_path(cls) != path or not check(cls):
+        cls = trusted_classes().get(path)
+        if cls is None:
+            raise self.fail(f"unknown class {path[:100]!r}")
+        if not check(cls):
             raise self.fail(f"class {path[:100]!r} may not be sent")
         return cls
 
@@ -694,19 +714,29 @@ class Decoder:
     def decode_ref(self, node: dict, depth: int) -> Any:
         return _resolve(node["v"])
 
-    def decode_code(self, node: dict, depth: int) -> Any:
-        code = marshal.loads(self.blob(node))
-        globals_ = {"__builtins__": builtins}
-        globals_.update({name: self.decode(value, depth) for name, value in node["globals"].items()})
-        closure = tuple(types.CellType(self.decode(c, depth)) for c in node["closure"]) or None
-        return types.FunctionType(code, globals_, node["name"], self.decode(node["defaults"], depth), closure)
+    def decode_callback(self, node: dict, depth: int) -> Any:
+        """A function of the harness's tests, called back through the socket (the handle table makes it)."""
+        if type(node.get("id")) is not int:
+            raise self.fail("bad callback")
+        return self.from_handle(node["id"], node)
 
 
 def decode(node: Any, blobs: list[bytes], side: str, from_handle: Callable[[int, dict], Any],
            cache: dict[int, Any] | None = None, arguments: Callable[[Any], Any] | None = None) -> Any:
     """The value of one node (`cache`: the student's side's table of values the harness may refer to again;
-    `arguments`: the harness's side's resolver of result tensors that share memory with a call's arguments)."""
-    return Decoder(side, blobs, from_handle, cache, arguments).decode(node)
+    `arguments`: the harness's side's resolver of result tensors that share memory with a call's arguments).
+
+    On the harness's side, anything at all raised while decoding (a BaseException too) is a ProtocolError: a
+    reply is the submission's data, and no reply can stop the grader or pass for the grader's own failure."""
+    decoder = Decoder(side, blobs, from_handle, cache, arguments)
+    if not decoder.strict:
+        return decoder.decode(node)
+    try:
+        return decoder.decode(node)
+    except ProtocolError:
+        raise
+    except BaseException as error:  # noqa: BLE001 - SystemExit or KeyboardInterrupt from a reply is the reply's fault
+        raise ProtocolError(f"a value that could not be decoded ({type(error).__name__})") from None
 
 
 def exception_bases(error: BaseException) -> list[str]:

@@ -137,7 +137,7 @@ class Gradebook:
         """The lab's harness server, started on first use (a run that finds everything cached starts none)."""
         with self.server_lock:
             if self._server is None:
-                library = prepare_library(scratch / "library")
+                library = prepare_library(scratch / "library", lab=self.lab.name)
                 options = job_options(self.options, library, self.sandbox)
                 self._server = HarnessServer(self.lab.name, self.lab.path.resolve(), scratch, options, self.jobs,
                                              self.expected)

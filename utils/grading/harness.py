@@ -46,6 +46,10 @@ WORKER_SOURCE = (Path(codec.__file__).read_text(encoding="utf-8") + "\n"
                           (Path(__file__).parent / "worker.py").read_text(encoding="utf-8")))
 
 
+#: Most callback results kept for a backward pass through them (the oldest are dropped).
+MAX_GRAPHS = 64
+
+
 class StudentTimeout(BaseException):
     """The student's code ran past the time limit (a BaseException: a test's `except Exception` cannot hide it)."""
 
@@ -131,6 +135,10 @@ class Link:
         #: Large arguments already sent, by id: (the object, its number in the student's process, fingerprint).
         self.sent: dict[int, tuple[Any, int, Any]] = {}
         self.numbers = itertools.count()
+        #: Functions of the tests passed to the student's code: they stay here and are called back by number.
+        self.callbacks: list[Any] = []
+        #: Results of callbacks the student's code may backpropagate through: number -> (inputs, output).
+        self.graphs: dict[int, tuple[list[Any], Any]] = {}
 
     def wait(self) -> None:
         """Before each read: set the socket's timeout to what is left of the deadline, or give up."""
@@ -143,13 +151,68 @@ class Link:
         """Send a request and read its reply (StudentTimeout, StudentDied on failure)."""
         try:
             codec.send_message(self.sock, header, blobs)
-            return codec.receive_message(self.sock, self.wait, limit=codec.MAX_MESSAGE)
+            while True:
+                reply, reply_blobs = codec.receive_message(self.sock, self.wait, limit=codec.MAX_MESSAGE)
+                if "callback" not in reply and "gradient" not in reply:
+                    return reply, reply_blobs
+                answer = self.encoder()
+                codec.send_message(self.sock, self.run_callback(reply, reply_blobs, answer), answer.blobs)
         except (socket.timeout, TimeoutError):
             raise StudentTimeout() from None
         except codec.ProtocolError as error:
             raise StudentDied(f"your code sent the grader something that is not a valid reply ({error})") from None
         except (EOFError, OSError):
             raise StudentDied(self.death()) from None
+
+    def run_callback(self, header: dict, blobs: list[bytes], encoder: codec.Encoder) -> dict[str, Any]:
+        """Run a test's function here on the arguments the student's code sent (or backpropagate through its
+        result): the reply is data, and a failure is reported to the student's code as its exception."""
+        torch = sys.modules.get("torch")
+        if "gradient" in header:
+            graph = self.graphs.pop(header["gradient"], None) if type(header["gradient"]) is int else None
+            if graph is None or torch is None:
+                raise codec.ProtocolError("a gradient request for an unknown callback result")
+            upstream = codec.decode(header.get("grad"), blobs, "harness", self.proxy)
+            inputs, output = graph
+            try:
+                grads = torch.autograd.grad(output, inputs, upstream, allow_unused=True)
+            except Exception as error:
+                return {"error": codec.describe_exception(error)}
+            return {"value": encoder.encode(list(grads))}
+        number = header["callback"]
+        if type(number) is not int or not 0 <= number < len(self.callbacks):
+            raise codec.ProtocolError("a call of an unknown callback")
+        args = codec.decode(header.get("args"), blobs, "harness", self.proxy)
+        kwargs = codec.decode(header.get("kwargs"), blobs, "harness", self.proxy)
+        if type(args) is not list or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+            raise codec.ProtocolError("a callback without a list of arguments")
+        track = header.get("track") is True and torch is not None
+        try:
+            with torch.enable_grad() if track else contextlib.nullcontext():
+                value = self.callbacks[number](*args, **kwargs)
+        except (StudentTimeout, StudentDied):
+            raise
+        except Exception as error:
+            return {"error": codec.describe_exception(error)}
+        try:
+            reply = {"value": encoder.encode(value)}
+        except codec.CannotSend as error:
+            return {"error": codec.describe_exception(error)}
+        if track and isinstance(value, torch.Tensor) and value.requires_grad:
+            inputs = [a for a in [*args, *kwargs.values()] if isinstance(a, torch.Tensor) and a.requires_grad]
+            reply["graph"] = next(self.numbers)
+            self.graphs[reply["graph"]] = (inputs, value)
+            while len(self.graphs) > MAX_GRAPHS:  # the oldest go: a student's loop of calls cannot fill our memory
+                self.graphs.pop(next(iter(self.graphs)))
+        return reply
+
+    def callback_of(self, value: Any) -> int:
+        """The callback number of a test's function (the same number every time for the same function)."""
+        for number, function in enumerate(self.callbacks):
+            if function is value:
+                return number
+        self.callbacks.append(value)
+        return len(self.callbacks) - 1
 
     def proxy(self, number: int, node: dict) -> StudentProxy:
         """The proxy of a handle (one per handle, so identity holds on this side)."""
@@ -165,7 +228,9 @@ class Link:
         return value._id if isinstance(value, StudentProxy) and value._link is self else None
 
     def encoder(self) -> codec.Encoder:
-        return codec.Encoder("harness", self.handle_of)
+        encoder = codec.Encoder("harness", self.handle_of)
+        encoder.callback_of = self.callback_of
+        return encoder
 
     def reply(self, header: dict, blobs: list[bytes], arguments: Callable[[Any], Any] | None = None) -> Any:
         """The value of a reply, or the student's exception raised here."""
@@ -238,47 +303,51 @@ def argument_tensor(args: tuple, kwargs: dict, alias: dict) -> Any:
 
 
 def copy_back(original: Any, new: Any) -> None:
-    """Make `original` (the test's object) hold what the student's code changed its copy into."""
-    torch, numpy = sys.modules.get("torch"), sys.modules.get("numpy")
-    if torch is not None and isinstance(original, torch.nn.Module) and isinstance(new, torch.nn.Module):
-        original.training = new.training
-        for name, value in vars(new).items():
-            if not name.startswith("_"):
-                vars(original)[name] = value
-        for field in ("_parameters", "_buffers"):
-            mine, theirs = getattr(original, field), getattr(new, field)
-            for name, tensor in theirs.items():
-                if isinstance(mine.get(name), torch.Tensor) and isinstance(tensor, torch.Tensor):
-                    copy_back(mine[name], tensor)
-                else:
-                    mine[name] = tensor
-        for name, child in new._modules.items():
-            if isinstance(original._modules.get(name), torch.nn.Module) and child is not None:
-                copy_back(original._modules[name], child)
+    """Make `original` (the test's object) hold what the student's code changed its copy into, for the changes a
+    call may have as its documented effect only: the parameters, buffers, gradients, attributes and mode of an
+    nn.Module, and the gradient of a tensor (backpropagation). Anything else a call does to its arguments (a dict
+    emptied, a list, array or tensor rewritten, a course object edited) stays in the student's own copy, so it
+    cannot change a fixture that a test compares with after the call."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if isinstance(original, torch.nn.Module) and isinstance(new, torch.nn.Module):
+        _copy_module(original, new, torch)
+    elif isinstance(original, torch.Tensor) and isinstance(new, torch.Tensor) and original.is_leaf:
+        original.grad = new.grad if new.grad is None or new.grad.shape == original.shape else None
+
+
+def _copy_module(original: Any, new: Any, torch: Any) -> None:
+    """Copy a module's state (see copy_back) into the test's module, keeping its tensors' identity."""
+    original.training = new.training
+    for name, value in vars(new).items():
+        if not name.startswith("_"):
+            vars(original)[name] = value
+    for field in ("_parameters", "_buffers"):
+        mine, theirs = getattr(original, field), getattr(new, field)
+        for name, tensor in theirs.items():
+            if isinstance(mine.get(name), torch.Tensor) and isinstance(tensor, torch.Tensor):
+                _copy_tensor(mine[name], tensor, torch)
             else:
-                original._modules[name] = child
-    elif torch is not None and isinstance(original, torch.Tensor) and isinstance(new, torch.Tensor):
-        with torch.no_grad():
-            if original.shape == new.shape and original.dtype == new.dtype:
-                original.copy_(new)
-            else:
-                original.data = new.detach()
-        if original.is_leaf:
-            if original.requires_grad != new.requires_grad and (new.is_floating_point() or new.is_complex()):
-                original.requires_grad_(new.requires_grad)
-            original.grad = new.grad if new.grad is None or new.grad.shape == original.shape else None
-    elif numpy is not None and isinstance(original, numpy.ndarray) and isinstance(new, numpy.ndarray):
-        if original.shape == new.shape and original.flags.writeable:
-            original[...] = new
-    elif isinstance(original, list) and isinstance(new, list):
-        original[:] = new
-    elif isinstance(original, (dict, set)) and isinstance(new, type(original)):
-        original.clear()
-        original.update(new)
-    elif isinstance(original, bytearray) and isinstance(new, (bytes, bytearray)):
-        original[:] = new
-    elif hasattr(original, "__dict__") and type(original) is type(new) and type(original).__module__.startswith("utils."):
-        vars(original).update(vars(new))
+                mine[name] = tensor
+    for name, child in new._modules.items():
+        if isinstance(original._modules.get(name), torch.nn.Module) and child is not None:
+            _copy_module(original._modules[name], child, torch)
+        else:
+            original._modules[name] = child
+
+
+def _copy_tensor(original: Any, new: Any, torch: Any) -> None:
+    """A module's parameter or buffer: values, gradient and whether it requires one."""
+    with torch.no_grad():
+        if original.shape == new.shape and original.dtype == new.dtype:
+            original.copy_(new)
+        else:
+            original.data = new.detach()
+    if original.is_leaf:
+        if original.requires_grad != new.requires_grad and (new.is_floating_point() or new.is_complex()):
+            original.requires_grad_(new.requires_grad)
+        original.grad = new.grad if new.grad is None or new.grad.shape == original.shape else None
 
 
 @dataclass

@@ -1,22 +1,23 @@
-"""The sandbox a submission's code runs in: bubblewrap namespaces, a private size-capped home, limits for the
-whole sandbox, and a teardown that leaves no process behind.
+"""The sandbox a submission's code runs in: bubblewrap namespaces, a private size-capped home, limits for the whole
+sandbox, and a teardown that leaves no process behind.
 
-Inside, the code sees the system (/usr, a few files of /etc), the Python installation and the course library
-read-only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points
-there). Nothing else of the machine: not the repository, solutions, the grader's output folder, other
-submissions or other sandboxes. It has its own PID, network (loopback only), IPC, UTS, cgroup and user
-namespaces, no capabilities, no terminal (new session); it cannot create further user namespaces, and a seccomp
-filter refuses the kernel interfaces exploits usually start from (bpf, io_uring, userfaultfd, keyctl, ...).
+Inside, the code sees the system (/usr, a few files of /etc), the Python installation and the course library read-
+only, and a private writable tmpfs at /home/student (its working folder, HOME and TMPDIR; /tmp points there, or is a
+tmpfs of its own when the Python installation lies under /tmp). Nothing else of the machine: not the repository,
+solutions, the grader's output folder, other submissions or other sandboxes. It has its own PID, network (loopback
+only), IPC, UTS, cgroup and user namespaces, no capabilities, no terminal (new session); it cannot create further
+user namespaces, and a seccomp filter refuses the kernel interfaces exploits usually start from (bpf, io_uring,
+userfaultfd, keyctl, ...).
 
-When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the
-sandbox the processes are that uid, never root); paths that uid cannot reach (the Python installation under
-/root, the grader's private scratch folder) are mirrored with hard links into /tmp/grading-sandbox-<uid>, made
-once and shared by every grader process (content-keyed, so a fork server's children reuse them). Memory and process
-count are capped for the whole sandbox by cgroup v1 controllers where this process may create cgroups, by
-rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the grader's pipe, which keeps only
-the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and its cgroup): every process the
-sandbox ever started is gone when it returns. When the sandboxed command exits, bubblewrap's namespace init
-exits too and the kernel kills whatever is left in the namespace (a daemon cannot outlive its command).
+When the grader runs as root, bubblewrap itself runs as a fresh unprivileged uid per sandbox (outside the sandbox
+the processes are that uid, never root); paths that uid cannot reach (the Python installation under /root, the
+grader's private scratch folder) are mirrored with hard links into /tmp/grading-sandbox-<uid>, made once and shared
+by every grader process (content-keyed, so a fork server's children reuse them). Memory and process count are capped
+for the whole sandbox by cgroup v1 controllers where this process may create cgroups, or by a delegated cgroup v2
+subtree, by rlimits otherwise; disk by the tmpfs size (and RLIMIT_FSIZE); output by the grader's pipe, which keeps
+only the first `Limits.output` bytes. `kill()` kills the sandbox's PID namespace (and its cgroup): every process the
+sandbox ever started is gone when it returns. When the sandboxed command exits, bubblewrap's namespace init exits
+too and the kernel kills whatever is left in the namespace (a daemon cannot outlive its command).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import select
 import shutil
 import signal
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
@@ -118,16 +118,51 @@ def sandbox_env(home: str = HOME) -> dict[str, str]:
     return env
 
 
-def prepare_library(folder: Path, source: Path = LIBRARY) -> Path:
+def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None) -> Path:
     """Copy the course library without `grading` and caches into `folder`/utils, readable by anyone; returns it.
 
-    Call once per grading run and pass the result to every Sandbox (it is bound read-only, never written).
+    With a `lab` of utils.checks.LAB_LIBRARY, only the modules that lab may use are copied, and the functions in them
+    that answer its questions raise instead (except those the lab's own demonstration cells call): the library
+    cannot answer the lab. Call once per grading run and pass the result to every Sandbox (bound read-only).
     """
+    from utils.checks import DEMO_USES, LAB_LIBRARY
+
     target = Path(folder) / source.name
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
+    rules = LAB_LIBRARY.get(lab) if lab is not None else None
+    if rules is None:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("grading", "__pycache__", "*.pyc"))
+    else:
+        target.mkdir(parents=True)
+        shutil.copy2(source / "__init__.py", target / "__init__.py")
+        for module, answers in rules.items():
+            kept = {use.partition(".")[2] for use in DEMO_USES.get(lab, ()) if use.startswith(module + ".")}
+            disabled = set(answers) - kept
+            text = (source / f"{module}.py").read_text(encoding="utf-8")
+            (target / f"{module}.py").write_text(_disable(text, disabled, f"utils.{module}", lab), encoding="utf-8")
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target
+
+
+def _disable(source: str, names: set[str], module: str, lab: str) -> str:
+    """A module's source whose top-level functions and classes in `names` raise NotImplementedError when used."""
+    import ast
+
+    if not names:
+        return source
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    for node in sorted((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names),
+                       key=lambda n: n.lineno, reverse=True):
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno]) - 1
+        message = (f"{module}.{node.name} does what {lab} asks you to write, so it is not available while {lab} "
+                   "is graded")
+        stub = (f"def {node.name}(*args, **kwargs):\n    raise NotImplementedError({message!r})\n"
+                if isinstance(node, ast.FunctionDef) else
+                f"class {node.name}:\n    def __init__(self, *args, **kwargs):\n"
+                f"        raise NotImplementedError({message!r})\n")
+        lines[start:node.end_lineno] = [stub]
+    return "".join(lines)
 
 
 # --- what this machine offers ---------------------------------------------------------------------------------
@@ -143,19 +178,19 @@ def _switch_uid() -> bool:
     return os.geteuid() == 0
 
 
-@lru_cache(maxsize=1)
-def cgroup_folders() -> dict[str, Path]:
+def _own_cgroups() -> tuple[dict[str, str], list[str]]:
+    """This process's cgroup path per v1 controller ('' for the v2 hierarchy) and the mount table's lines."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        number, names, path = line.split(":", 2)
+        for name in names.split(",") if names else [""]:
+            own[name] = path
+    return own, Path("/proc/self/mountinfo").read_text().splitlines()
+
+
+def _v1_folders(own: dict[str, str], mountinfo: list[str]) -> dict[str, Path]:
     """For each cgroup v1 controller of CONTROLLERS: this process's own cgroup folder, if sandboxes' cgroups can be
     created in it (probed by creating and removing one)."""
-    own: dict[str, str] = {}
-    try:
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, names, path = line.split(":", 2)
-            for name in names.split(","):
-                own[name] = path
-        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
-    except OSError:
-        return {}
     folders: dict[str, Path] = {}
     for line in mountinfo:
         fields, _, tail = line.partition(" - ")
@@ -178,35 +213,128 @@ def cgroup_folders() -> dict[str, Path]:
     return folders
 
 
+def _v2_folder(own: dict[str, str], mountinfo: list[str]) -> Path | None:
+    """This process's cgroup v2 folder (None when no cgroup2 file system holds it)."""
+    path = own.get("")
+    for line in mountinfo:
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if path is not None and tail and tail[0] == "cgroup2":
+            root, mountpoint = fields[3], fields[4]
+            if (path + "/").startswith(root.rstrip("/") + "/"):
+                return Path(mountpoint) / path[len(root.rstrip("/")):].lstrip("/")
+    return None
+
+
+#: The leaf cgroup v2 the grader's own processes move into, so that its cgroup may hand controllers to sandboxes
+#: (cgroup v2 lets only a cgroup without processes of its own enable controllers for its children).
+V2_LEAF = "grading-grader"
+
+
+def delegate_v2(folder: Path) -> Path | None:
+    """`folder` (this process's cgroup v2) made the parent of sandboxes' cgroups with the memory and pids controllers
+    enabled for them, or None where that is not allowed (a subtree not delegated to this user, controllers missing).
+    If the folder holds processes, they move into its leaf V2_LEAF first (never at the machine's root cgroup, which
+    the rule exempts); the limits above them are unchanged."""
+    try:
+        available = (folder / "cgroup.controllers").read_text().split()
+        enabled = (folder / "cgroup.subtree_control").read_text().replace("+", "").split()
+        if not set(CONTROLLERS) <= set(available):
+            return None
+        if not set(CONTROLLERS) <= set(enabled):
+            procs = (folder / "cgroup.procs").read_text().split()
+            if procs and (folder / "cgroup.type").exists():  # the machine's root cgroup (no cgroup.type) is exempt
+                leaf = folder / V2_LEAF
+                leaf.mkdir(exist_ok=True)
+                for pid in procs:  # one write per process (the kernel takes one pid a write)
+                    try:
+                        (leaf / "cgroup.procs").write_text(pid)
+                    except ProcessLookupError:
+                        pass
+            (folder / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in CONTROLLERS))
+            enabled = (folder / "cgroup.subtree_control").read_text().replace("+", "").split()
+        probe = folder / f"grading-probe-{os.getpid()}-{secrets.token_hex(4)}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError:
+        return None
+    return folder if set(CONTROLLERS) <= set(enabled) else None
+
+
+@lru_cache(maxsize=1)
+def cgroup_folders() -> dict[str, Path]:
+    """Where each sandbox's cgroup for each controller of CONTROLLERS is made: cgroup v1 folders where this process
+    may create cgroups, else one delegated cgroup v2 folder for both; {} when neither (rlimits then)."""
+    try:
+        own, mountinfo = _own_cgroups()
+    except (OSError, ValueError):
+        return {}
+    if folders := _v1_folders(own, mountinfo):
+        return folders
+    folder = _v2_folder(own, mountinfo)
+    parent = delegate_v2(folder) if folder is not None else None
+    return {c: parent for c in CONTROLLERS} if parent is not None else {}
+
+
+def cgroup_version(folders: dict[str, Path]) -> int:
+    """2 when `folders` lie in a cgroup v2 hierarchy (one folder for all controllers), else 1."""
+    return 2 if any((f / "cgroup.controllers").exists() for f in folders.values()) else 1
+
+
 def limits_mechanism() -> str:
     """How memory and process limits are enforced here, in words."""
     folders = cgroup_folders()
-    memory = ("cgroup v1 memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
+    version = f"cgroup v{cgroup_version(folders)}"
+    memory = (f"{version} memory (whole sandbox) + RLIMIT_DATA per process" if "memory" in folders
               else "RLIMIT_DATA (per process)")
-    processes = ("cgroup v1 pids (whole sandbox)" if "pids" in folders
+    processes = (f"{version} pids (whole sandbox)" if "pids" in folders
                  else "RLIMIT_NPROC in the sandbox's user namespace (whole sandbox)" if PRLIMIT
                  else "nothing (neither a pids cgroup nor prlimit here)")
     return f"memory by {memory}; processes by {processes}"
 
 
+#: What bubblewrap says when the kernel refuses it namespaces (then the fix is the host's settings, not the path).
+NAMESPACE_ERRORS = ("namespace", "uid map", "setting up uid", "Operation not permitted", "Permission denied")
+#: What the trial sandbox prints when the grader's Python works inside it.
+TRIAL_OUTPUT = "sandbox-trial-ok"
+
+
+def _trial_failure(version: str, text: str) -> SandboxUnavailable:
+    """The error for a trial sandbox that failed with `text`: its cause and the fix."""
+    if any(marker in text for marker in NAMESPACE_ERRORS):
+        return SandboxUnavailable(
+            f"{version} cannot create a sandbox here: {text}. It needs bubblewrap 0.8 or later and unprivileged user "
+            "namespaces (sysctl user.max_user_namespaces > 0; on Ubuntu also kernel.apparmor_restrict_unprivileged_"
+            "userns=0); otherwise " + INSTALL_HINT + ".")
+    return SandboxUnavailable(
+        f"{version} started, but the grader's Python ({sys.executable}) does not run in the sandbox: {text}. The "
+        "sandbox binds the Python installation and the course library at the paths this process uses: grade with "
+        "the course's .venv/bin/python (not a copy that points elsewhere), and if the installation lies in a "
+        "folder other users cannot read, make it readable (chmod o+rx) or run the grader as root; otherwise "
+        + INSTALL_HINT + ".")
+
+
 @lru_cache(maxsize=1)
 def check_sandbox() -> str:
-    """One line saying what the sandbox uses; raises SandboxUnavailable (naming the package) when it cannot work."""
+    """One line saying what the sandbox uses; raises SandboxUnavailable (naming the cause and the fix) when it
+    cannot work. The trial is the real thing: the grader's Python in a sandbox with every bind a submission gets."""
     bwrap = _bwrap()
     if bwrap is None:
         raise SandboxUnavailable(f"the grader's sandbox needs bubblewrap (bwrap), which is not installed: {INSTALL_HINT}.")
     version = subprocess.run([bwrap, "--version"], capture_output=True, text=True).stdout.strip() or "bubblewrap"
-    trial = [bwrap, *_namespace_args(), *_system_args(), "--size", "1048576", "--tmpfs", HOME, "--", "/bin/sh", "-c", "true"]
     try:
-        result = subprocess.run(trial, capture_output=True, text=True, timeout=30, start_new_session=True,
-                                **_user_kwargs(_fresh_uid()))
-    except (OSError, subprocess.TimeoutExpired) as error:
+        with Sandbox(Limits(), LIBRARY) as trial:
+            trial.start([sys.executable, "-I", "-c", f"import encodings, json; print({TRIAL_OUTPUT!r})"])
+            try:
+                trial.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            trial.kill()
+            text, ended = trial.output().strip(), trial.exit_description()
+    except OSError as error:
         raise SandboxUnavailable(f"{version} could not start a sandbox ({error}): {INSTALL_HINT}.") from error
-    if result.returncode != 0:
-        raise SandboxUnavailable(
-            f"{version} cannot create a sandbox here: {result.stderr.strip() or f'exit code {result.returncode}'}. "
-            "It needs bubblewrap 0.8 or later and unprivileged user namespaces (sysctl user.max_user_namespaces > 0; "
-            "on Ubuntu also kernel.apparmor_restrict_unprivileged_userns=0); otherwise " + INSTALL_HINT + ".")
+    if text != TRIAL_OUTPUT or ended != "exit code 0":
+        raise _trial_failure(version, text or ended)
     who = "a fresh unprivileged uid per sandbox" if _switch_uid() else f"uid {os.getuid()}"
     seccomp = f"{len(BLOCKED_SYSCALLS)} system calls refused by seccomp" if seccomp_filter() else "no seccomp filter"
     return f"{version} as {who}; {limits_mechanism()}; disk by tmpfs size; {seccomp}"
@@ -369,15 +497,37 @@ def _mirror(path: Path) -> Path:
     return _mirror_of(path, _fingerprint(path))
 
 
-def _python_args() -> list[str]:
-    """bwrap options binding the Python installation read-only at its own paths (venv and base interpreter)."""
-    prefixes = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
-    args: list[str] = []
-    for prefix in sorted(prefixes):
-        if any(prefix == Path(s) or Path(s) in prefix.parents for s in SYSTEM):
-            continue  # a system Python: /usr is bound already
-        args += ["--ro-bind", str(_mirror(prefix)), str(prefix)]
-    return args
+def _python_binds() -> list[tuple[Path, Path]]:
+    """(source, target) pairs binding the Python installation (venv and base interpreter) read-only at every path
+    the grader reaches it by: as named (a .venv through a symbolic link, which sys.executable uses) and resolved."""
+    binds: dict[Path, Path] = {}
+    for prefix in (Path(sys.base_prefix), Path(sys.prefix)):
+        real = prefix.resolve()
+        for target in (Path(os.path.abspath(prefix)), real):
+            if any(target == Path(s) or Path(s) in target.parents for s in SYSTEM):
+                continue  # a system Python: /usr is bound already
+            binds.setdefault(target, real)
+    return [(_mirror(real), target) for target, real in sorted(binds.items())]
+
+
+def _under_tmp(path: Path) -> bool:
+    """Whether `path` lies in /tmp, where the sandbox's own /tmp would otherwise be a symlink to its home."""
+    return path == Path("/tmp") or Path("/tmp") in path.parents
+
+
+def _python_args(binds: list[tuple[Path, Path]]) -> list[str]:
+    """bwrap options for `_python_binds()`."""
+    return [arg for source, target in binds for arg in ("--ro-bind", str(source), str(target))]
+
+
+def _tmp_and_python_args(disk: str) -> list[str]:
+    """bwrap options for /tmp and the Python installation. /tmp is a symlink to the home's .tmp (one tmpfs, one disk
+    limit), unless Python is installed under /tmp (a clone there): then /tmp is a tmpfs of its own (same size, also
+    counted by the memory cgroup) holding the read-only binds."""
+    binds = _python_binds()
+    if any(_under_tmp(target) for _, target in binds):
+        return ["--size", disk, "--tmpfs", "/tmp", *_python_args(binds)]
+    return [*_python_args(binds), "--symlink", f"{HOME}/.tmp", "/tmp"]
 
 
 def _etc_args() -> list[str]:
@@ -392,35 +542,51 @@ def _etc_args() -> list[str]:
 
 # --- seccomp -------------------------------------------------------------------------------------------------------
 
-#: x86-64 system calls the sandbox refuses (EPERM): the kernel interfaces most kernel exploits start from, and
-#: those that could reach outside the sandbox were a namespace or capability check ever wrong. Nothing a lab needs.
-BLOCKED_SYSCALLS = {
-    "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "keyctl": 250, "add_key": 248,
-    "request_key": 249, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "io_uring_setup": 425,
-    "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
-    "finit_module": 313, "delete_module": 176, "mount": 165, "umount2": 166, "pivot_root": 155, "setns": 308,
-    "unshare": 272, "open_by_handle_at": 304, "name_to_handle_at": 303, "acct": 163, "swapon": 167, "swapoff": 168,
-    "reboot": 169, "syslog": 103, "personality": 135, "fanotify_init": 300, "move_mount": 429, "open_tree": 428,
-    "fsopen": 430, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
-}
-_AUDIT_ARCH_X86_64, _X32_BIT = 0xC000003E, 0x40000000
-_ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000  # SECCOMP_RET_ALLOW, _ERRNO | errno, _KILL_PROCESS
+#: System calls the sandbox refuses (EPERM): the kernel interfaces most kernel exploits start from, and those that
+#: could reach outside the sandbox were a namespace or capability check ever wrong. Nothing a lab needs. Names, not
+#: numbers: libseccomp numbers them for each architecture (a name an architecture lacks is skipped there).
+BLOCKED_SYSCALLS = (
+    "ptrace", "process_vm_readv", "process_vm_writev", "keyctl", "add_key", "request_key", "bpf", "perf_event_open",
+    "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module", "mount", "umount2", "pivot_root", "setns", "unshare",
+    "open_by_handle_at", "name_to_handle_at", "acct", "swapon", "swapoff", "reboot", "syslog", "personality",
+    "fanotify_init", "move_mount", "open_tree", "fsopen", "fsmount", "fspick", "mount_setattr",
+)
+#: The architectures a filter is built for (os.uname().machine), as libseccomp's names.
+SECCOMP_ARCHES = {"x86_64": "X86_64", "aarch64": "AARCH64"}
 
 
-def seccomp_filter() -> bytes | None:
-    """A classic BPF program for bwrap --seccomp refusing BLOCKED_SYSCALLS (and the x32 ABI); None off x86-64."""
-    if os.uname().machine != "x86_64":
+def _libseccomp():
+    """The pyseccomp binding of libseccomp (bubblewrap's own dependency), or None when either is missing."""
+    try:
+        import pyseccomp
+    except (ImportError, OSError):
         return None
+    return pyseccomp
 
-    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
-        return struct.pack("=HBBI", code, jt, jf, k)
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    numbers = sorted(BLOCKED_SYSCALLS.values())
-    program = [op(ld, 4), op(jeq, _AUDIT_ARCH_X86_64, 1, 0), op(ret, _KILL), op(ld, 0),
-               op(jge, _X32_BIT, len(numbers) + 1, 0)]
-    program += [op(jeq, n, len(numbers) - i, 0) for i, n in enumerate(numbers)]  # each jumps to the EPERM return
-    program += [op(ret, _ALLOW), op(ret, _ERRNO | errno.EPERM)]
-    return b"".join(program)
+
+@lru_cache(maxsize=4)
+def seccomp_filter(machine: str | None = None) -> bytes | None:
+    """The BPF program (for bwrap --seccomp) refusing BLOCKED_SYSCALLS with EPERM on `machine` (default: this one),
+    built by libseccomp; it kills a process that calls in through another ABI (i386, x32). None when libseccomp is
+    missing or the architecture is not one of SECCOMP_ARCHES."""
+    machine = machine or os.uname().machine
+    seccomp = _libseccomp()
+    if seccomp is None or machine not in SECCOMP_ARCHES:
+        return None
+    arch = getattr(seccomp.Arch, SECCOMP_ARCHES[machine])
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+    if arch != seccomp.system_arch():
+        rules.add_arch(arch)
+        rules.remove_arch(seccomp.Arch.NATIVE)
+    for name in BLOCKED_SYSCALLS:
+        if seccomp.resolve_syscall(arch, name) >= 0:
+            rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    with tempfile.TemporaryFile() as file:
+        rules.export_bpf(file)
+        file.seek(0)
+        return file.read()
 
 
 # --- cgroups ------------------------------------------------------------------------------------------------------
@@ -437,31 +603,38 @@ def _remove_stale_cgroups(parent: Path) -> None:
 
 
 class _Cgroups:
-    """One sandbox's cgroups (one per available controller), with its limits set."""
+    """One sandbox's cgroups (one per available controller on cgroup v1, one for both on v2), with its limits set."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, parents: dict[str, Path] | None = None) -> None:
+        parents = cgroup_folders() if parents is None else parents
+        self.version = cgroup_version(parents)
         name = f"grading-sandbox-{os.getpid()}-{secrets.token_hex(6)}"
-        self.folders = {c: folder / name for c, folder in cgroup_folders().items()}
-        for controller, folder in self.folders.items():
+        self.folders = {c: folder / name for c, folder in parents.items()}
+        for folder in set(self.folders.values()):
             _remove_stale_cgroups(folder.parent)
             folder.mkdir()
-            if controller == "memory":
-                if limits.memory:
-                    (folder / "memory.limit_in_bytes").write_text(str(limits.memory))
-                    if (folder / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
-                        (folder / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
-            else:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
-                (folder / "pids.max").write_text(str(limits.processes + 2))
+        memory, pids = self.folders.get("memory"), self.folders.get("pids")
+        if memory is not None and limits.memory:
+            if self.version == 2:
+                (memory / "memory.max").write_text(str(limits.memory))
+                if (memory / "memory.swap.max").exists():
+                    (memory / "memory.swap.max").write_text("0")  # no escape into swap
+            else:
+                (memory / "memory.limit_in_bytes").write_text(str(limits.memory))
+                if (memory / "memory.memsw.limit_in_bytes").exists():  # no escape into swap
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory))
+        if pids is not None:  # bwrap's own two processes (monitor and PID-namespace init) are not the student's
+            (pids / "pids.max").write_text(str(limits.processes + 2))
 
     def add(self, pid: int) -> None:
         """Move a process into every cgroup (its future children are born there)."""
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             (folder / "cgroup.procs").write_text(str(pid))
 
     def pids(self) -> set[int]:
         """Every process in the sandbox's cgroups."""
         found: set[int] = set()
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             try:
                 found.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
             except OSError:
@@ -484,15 +657,16 @@ class _Cgroups:
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for exceeding the memory limit."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
         try:
-            text = (self.folders["memory"] / "memory.oom_control").read_text()
+            text = (self.folders["memory"] / name).read_text()
         except (KeyError, OSError):
             return 0
         return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
 
     def remove(self) -> None:
         """Remove the (empty) cgroups; retried briefly while the last processes are being reaped."""
-        for folder in self.folders.values():
+        for folder in set(self.folders.values()):
             for _ in range(200):
                 try:
                     folder.rmdir()
@@ -602,11 +776,10 @@ class Sandbox:
     def _bwrap_args(self, env: dict[str, str]) -> list[str]:
         """The bubblewrap command line, up to the `--` before the sandboxed argv."""
         disk = str(self.limits.disk)
-        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_python_args(),
+        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_tmp_and_python_args(disk),
                 "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # CPU count for torch/numpy
                 "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
-                "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config",
-                "--symlink", f"{HOME}/.tmp", "/tmp"]
+                "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config"]
         if self.library is not None:
             args += ["--ro-bind", str(_mirror(Path(self.library))), f"{HOME}/utils"]
         args += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", HOME, "--clearenv"]

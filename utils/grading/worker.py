@@ -28,12 +28,55 @@ except ImportError:
     pass
 
 
+class Callback:
+    """A function of the harness's tests, passed to the student's code: calling it asks the harness to run it.
+
+    When tensors that require a gradient go in, the result stays connected to them: backpropagating through it
+    asks the harness for the gradients of its own copy of the computation (`Remote`)."""
+
+    def __init__(self, worker: Worker, number: int) -> None:
+        self.worker, self.number = worker, number
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        torch = sys.modules.get("torch")
+        tensors = [a for a in [*args, *kwargs.values()] if torch is not None and isinstance(a, torch.Tensor)
+                   and a.requires_grad] if torch is not None and torch.is_grad_enabled() else []
+        if tensors:
+            return _remote_function(torch).apply(self, args, kwargs, *tensors)
+        return self.worker.callback(self.number, args, kwargs, track=False)[0]
+
+    def __repr__(self) -> str:
+        return "<function of the grader's test>"
+
+
+def _remote_function(torch: Any) -> Any:
+    """The autograd Function that runs a Callback forward and backward in the harness."""
+
+    class Remote(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, callback, args, kwargs, *tensors):
+            value, ctx.graph = callback.worker.callback(callback.number, args, kwargs, track=True)
+            ctx.callback, ctx.count = callback, len(tensors)
+            return value
+
+        @staticmethod
+        def backward(ctx, grad):
+            if ctx.graph is None:
+                return (None, None, None) + (None,) * ctx.count
+            grads = ctx.callback.worker.gradient(ctx.graph, grad)
+            return (None, None, None, *grads)
+
+    return Remote
+
+
 class Handles:
     """Objects of the student's that stay in this process; the harness refers to them by number."""
 
     def __init__(self) -> None:
         self.objects: list[Any] = []
         self.numbers: dict[int, int] = {}
+        self.callbacks: dict[int, Callback] = {}
+        self.worker: Worker | None = None
 
     def number(self, value: Any) -> dict[str, Any]:
         """The handle node of `value` (the same number every time for the same object)."""
@@ -48,7 +91,9 @@ class Handles:
                 "name": str(name if isinstance(name, str) else type(value).__name__)[:100]}
 
     def get(self, number: int, node: dict) -> Any:
-        """The object behind a handle number."""
+        """The object behind a handle number (or the callback of a test's function)."""
+        if node.get("t") == "callback":
+            return self.callbacks.setdefault(number, Callback(self.worker, number))
         return self.objects[number]
 
 
@@ -67,7 +112,10 @@ class Worker:
         from IPython.core.interactiveshell import InteractiveShell
 
         self.sock, self.handles = sock, Handles()
+        self.handles.worker = self
         self.cache: dict[int, Any] = {}
+        #: Fingerprints of cached arguments as the last call left them (id -> (value, fingerprint)).
+        self.left: dict[int, tuple[Any, Any]] = {}
         self.shell = InteractiveShell.instance()
         self.shell.ask_exit = self.no_exit
 
@@ -91,15 +139,49 @@ class Worker:
                 header, blobs = receive_message(self.sock)
             except EOFError:
                 return
-            encoder = self.encoder()
-            try:
-                reply = getattr(self, "op_" + header["op"])(header, blobs, encoder)
-            except BaseException as error:  # the student's code raised (even SystemExit): report it, keep serving
-                encoder, reply = self.encoder(), {"error": describe_exception(error)}
-            try:
-                send_message(self.sock, reply, encoder.blobs)
-            except CannotSend as error:
-                send_message(self.sock, {"error": describe_exception(error)}, [])
+            self.answer(header, blobs)
+
+    def answer(self, header: dict, blobs: list[bytes]) -> None:
+        """Answer one request of the harness."""
+        encoder = self.encoder()
+        try:
+            reply = getattr(self, "op_" + header["op"])(header, blobs, encoder)
+        except BaseException as error:  # the student's code raised (even SystemExit): report it, keep serving
+            encoder, reply = self.encoder(), {"error": describe_exception(error)}
+        try:
+            send_message(self.sock, reply, encoder.blobs)
+        except CannotSend as error:
+            send_message(self.sock, {"error": describe_exception(error)}, [])
+
+    def ask(self, header: dict, blobs: list[bytes]) -> Any:
+        """Send the harness a callback request and return the value of its reply (answering the harness's own
+        requests that come first: the test's function may call the student's code in turn)."""
+        send_message(self.sock, header, blobs)
+        while True:
+            reply, reply_blobs = receive_message(self.sock)
+            if "op" in reply:
+                self.answer(reply, reply_blobs)
+                continue
+            if "error" in reply:
+                error = reply["error"]
+                raise RuntimeError(f"the grader's test function raised {error.get('type')}: {error.get('message')}")
+            return reply, self.decode(reply.get("value"), reply_blobs)
+
+    def callback(self, number: int, args: tuple, kwargs: dict, track: bool) -> tuple[Any, int | None]:
+        """Call a test's function in the harness: (its value, the number of its graph when `track`)."""
+        encoder = self.encoder()
+        header = {"callback": number, "args": encoder.encode(list(args)), "kwargs": encoder.encode(dict(kwargs)),
+                  "track": track}
+        reply, value = self.ask(header, encoder.blobs)
+        if track and sys.modules.get("torch") is not None and isinstance(value, sys.modules["torch"].Tensor):
+            value = value.detach()  # a fresh result of the autograd Function, connected to the inputs by it
+        return value, reply.get("graph")
+
+    def gradient(self, graph: int, grad: Any) -> list[Any]:
+        """The gradients of a callback's inputs, computed in the harness from its copy of the computation."""
+        encoder = self.encoder()
+        _, grads = self.ask({"gradient": graph, "grad": encoder.encode(grad)}, encoder.blobs)
+        return grads
 
     def op_run(self, header: dict, blobs: list[bytes], encoder: Encoder) -> dict:
         """Run a cell's source like Jupyter does."""
@@ -131,7 +213,7 @@ class Worker:
         args = [self.decode(node, blobs) for node in header["args"]]
         kwargs = {name: self.decode(node, blobs) for name, node in header["kwargs"].items()}
         watched = [(key, value) for key, value in [*enumerate(args), *kwargs.items()] if _mutable(value)]
-        before = {key: self.fingerprint(value) for key, value in watched}
+        before = {key: self.fingerprint_before(value) for key, value in watched}
         torch = sys.modules.get("torch")
         with torch.set_grad_enabled(bool(header.get("grad", True))) if torch else contextlib.nullcontext():
             result = target(*args, **kwargs)
@@ -143,9 +225,18 @@ class Worker:
         reply = {"value": encoder.encode(result), "changed": {}}
         encoder.alias_of = None
         for key, value in watched:
-            if self.fingerprint(value) != before[key]:
+            after = self.fingerprint(value)
+            if after != before[key]:
                 reply["changed"][str(key)] = encoder.encode(value)
+            if any(value is cached for cached in self.cache.values()):
+                self.left[id(value)] = (value, after)
         return reply
+
+    def fingerprint_before(self, value: Any) -> Any:
+        """A cached argument's fingerprint as the previous call left it (a large table sent once is then digested
+        once per call, not twice); a change made between calls shows as a change by this call."""
+        left = self.left.get(id(value))
+        return left[1] if left is not None and left[0] is value else self.fingerprint(value)
 
     @staticmethod
     def aliases(arguments: list[tuple[Any, Any]]):
