@@ -166,7 +166,7 @@ def with_bootstrap(notebook: dict, code: str) -> dict:
         source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
         if CHECK_IMPORT in source or LEGACY_GUARD.search(source):
             source = LEGACY_GUARD.sub("", source)
-            source = re.sub(rf"^{re.escape(CHECK_IMPORT)}\n(check_course\(\)\n)?", "", source, flags=re.M)
+            source = re.sub(rf"^{re.escape(CHECK_IMPORT)}\n\n?(check_course\(\)\n)?", "", source, flags=re.M)
             cell["source"] = code + "\n" + source.lstrip("\n")
             return notebook
     first = next(i for i, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code")

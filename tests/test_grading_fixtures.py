@@ -35,7 +35,9 @@ UNSPOILABLE: dict[str, set[str]] = {
     "lab5": {"q1_tests",  # skipgram_pairs(a list of ids, numbers)
              # The hidden asserts check only the tables' gradient flags and a dev accuracy; the comparison with the
              # GloVe rows (visible part) uses the test's own GloVe, which the answer's spoiling never reaches.
-             "q4_tests"},
+             "q4_tests",
+             # paired_differences(lists of numbers, the test's own accuracy function, which stays in the harness)
+             "q7_tests"},
     "lab6": {"q3_tests"},  # char_ngrams(a word, numbers)
 }
 

@@ -61,11 +61,11 @@ Q6_WRONG = {
     "the nudged coordinate not put back": ("            values[i] = original\n            gradient", "            gradient"),
     "transposed (d, K) gradient of the negatives": ("view(inputs[which].shape)", "view(inputs[which].shape[::-1])"),
 }
-Q7 = '''def paired_differences(sizes, seeds):
+Q7 = '''def paired_differences(sizes, seeds, accuracy=dev_accuracy):
     rows = {}
     for size in sizes:
-        pretrained = np.array([dev_accuracy(size, seed, "pretrained") for seed in seeds])
-        random = np.array([dev_accuracy(size, seed, "random") for seed in seeds])
+        pretrained = np.array([accuracy(size, seed, "pretrained") for seed in seeds])
+        random = np.array([accuracy(size, seed, "random") for seed in seeds])
         differences = pretrained - random
         rows[size] = {"pretrained": pretrained.mean(), "random": random.mean(), "difference": differences.mean(),
                       "se": differences.std(ddof=1) / math.sqrt(len(differences))}

@@ -26,12 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LABS = find_labs(ROOT / "solutions")
 
 #: The first statement of every lab's setup cell, character for character.
-ENVIRONMENT_CHECK = '''import importlib.util
-
-assert all(importlib.util.find_spec(name) for name in ("torch", "utils")), (
-    "This lab needs the course's Python environment (torch and the course's utils): open it with "
-    "`make lab` in the course folder, or install the student edition as its README says.")
-'''
+ENVIRONMENT_CHECK = "from utils.setup_check import check_course\n\ncheck_course()\n"
 
 #: Shapes of code in prose: what each looks like, and the pattern that finds it.
 CODE_PATTERNS = {

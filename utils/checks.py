@@ -28,14 +28,13 @@ LAB_LIBRARY: dict[str, dict[str, tuple[str, ...]]] = {
              "analogies": ("complete_analogy", "analogy_scores", "solve_analogies"),
              "bias": ("weat_effect_size", "associations", "weat")},
 }
-for _modules in LAB_LIBRARY.values():  # every lab may use the labs' own helpers: these self-checks and the hints
-    _modules.update({"checks": (), "hints": ()})
+for _modules in LAB_LIBRARY.values():  # every lab may use the labs' own helpers: these self-checks, the hints, the setup check
+    _modules.update({"checks": (), "hints": (), "setup_check": ()})
 #: Names of LAB_LIBRARY that a lab's own demonstration cells call, so they stay usable in the sandbox (the visible
 #: check `own_work` still refuses them in an answer).
 DEMO_USES: dict[str, tuple[str, ...]] = {
     "lab1": ("text.Vocab",),
     "lab2": ("one_hot.one_hot_lookup",),
-    "lab6": ("similarity.nearest_neighbours", "analogies.complete_analogy", "analogies.analogy_scores"),
 }
 
 
