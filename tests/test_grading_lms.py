@@ -68,6 +68,8 @@ MOODLE_CLASS = {"Jane Doe_1234567_assignsubmission_file_/lab1": ("1234567", "10.
     ("canvas", "doejane_12345_678901_lab1", "12345"),
     ("canvas", "doejane_LATE_12345_678901_lab1-1", "12345"),
     ("canvas", "section-a/doejane_12345_678901_lab1", "12345"),
+    ("canvas", "o_brienpat_12345_678901_lab1", "12345"),  # Canvas keeps an underscore of the sortable name
+    ("canvas", "o_brienpat_LATE_12345_678901_lab_1", "12345"),
     ("moodle", "Jane Doe_1234567_assignsubmission_file_lab1", "1234567"),
     ("moodle", "Jane Doe_1234567_assignsubmission_file_/lab1", "1234567"),
     ("moodle", "Anne-Marie O'Neil_77_assignsubmission_onlinetext_/lab1", "77"),

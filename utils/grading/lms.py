@@ -28,7 +28,7 @@ from utils.grading.scores import (WRITTEN, Record, UsageError, class_view, combi
 #: `Jane Doe_1234567_assignsubmission_file_lab1.ipynb`, or that name as a folder (1234567 is the participant id,
 #: the grading worksheet's "Participant 1234567").
 ID_PRESETS = {
-    "canvas": r"^(?:.*/)?[^/_]+_(?:LATE_)?(?P<id>\d+)_\d+_",
+    "canvas": r"^(?:.*/)?[^/]*?_(?:LATE_)?(?P<id>\d+)_\d+_",  # the sortable name may keep an underscore
     "moodle": r"_(?P<id>\d+)_assignsubmission_",
 }
 #: The status of a written answer whose points an instructor entered in written.csv.
