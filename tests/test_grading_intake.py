@@ -25,7 +25,8 @@ import pytest
 from utils.grading import intake
 from utils.grading.cli import main
 from utils.grading.gradebook import UsageError
-from utils.grading.intake import is_late, student_of, take_in
+from utils.grading.intake import student_of, take_in
+from utils.grading.lms import canvas_late
 from utils.grading.lms import read_csv
 from utils.grading.release import release_all
 
@@ -88,7 +89,7 @@ def test_a_canvas_download_gives_one_submission_per_student_with_its_id_and_late
     assert [student_of(n)[:2] for n in names(result)] == [("canvas", "12345"), ("canvas", "12346"),
                                                          ("canvas", "12348")]
     assert [s.id for s in result.submissions] == ["12345", "12346", "12348"]
-    assert result.late == ["doejane_LATE_12345_679100_labdemo-1"] and not is_late(names(result)[1])
+    assert result.late == ["doejane_LATE_12345_679100_labdemo-1"] and not canvas_late(names(result)[1])
     notes = "\n".join(result.notes)
     assert "student 12345 has 2 notebooks" in notes and "not 'submissions.zip: doejane_12345_678901" in notes
     assert "not 'submissions.zip: okaforchidi_12348_678904_Untitled.ipynb'" in notes  # the lab's name beats newer
@@ -260,3 +261,12 @@ def test_grade_reads_a_canvas_zip_end_to_end(tmp_path, capsys):
     assert float(summary["12345"]["score"]) > float(summary["12346"]["score"]) == 0
     assert main(command) == 0  # a second run finds the same names, so everything comes from the cache
     assert read_csv(tmp_path / "out" / "summary.csv") == list(summary.values())
+
+
+def test_late_is_canvas_s_mark_not_the_students_own_file_name():
+    """Canvas puts _LATE_ before the user id; the same letters in the student's own file name are not a late mark,
+    and grading a folder and taking in a zip decide it by the same rule."""
+    assert canvas_late("doejane_LATE_12345_678901_lab1.ipynb")
+    assert canvas_late("o_brienpat_LATE_12345_678901_lab1.ipynb")
+    assert not canvas_late("doejane_12345_678901_my_LATE_2_draft.ipynb")
+    assert not canvas_late("LATE_12_lab1.ipynb")

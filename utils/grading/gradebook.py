@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tempfile
 import threading
 import time
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 from utils.grading.cache import CacheSigner
 from utils.grading.grader import Options, grade_notebook
 from utils.grading.harness import job_options
+from utils.grading.lms import canvas_late
 from utils.grading.notebook import Lab
 from utils.grading.sandbox import prepare_library
 from utils.grading.scores import (GRADES_COLUMNS, SUMMARY_COLUMNS, WRITTEN_COLUMNS, Record, Report, UsageError,
@@ -33,8 +33,6 @@ from utils.grading.submission import read_submission
 __all__ = ["GRADES_COLUMNS", "SUMMARY_COLUMNS", "WRITTEN_COLUMNS", "UsageError", "atomic_write", "Submission",
            "collect_submissions", "Gradebook", "summary_table"]
 _csv = csv_text  # the name older tests and tools use
-#: Canvas marks a file handed in after the due date with _LATE_ in its download name.
-CANVAS_LATE = re.compile(r"(?:^|[/_])LATE_\d+_")
 #: Least seconds between two rewrites of the outputs while grading (they are always rewritten at the end).
 PUBLISH_EVERY = 2.0
 
@@ -73,7 +71,7 @@ def collect_submissions(paths: list[Path]) -> list[Submission]:
             n += 1
             unique = f"{name}-{n}"
         names.add(unique)
-        submissions.append(Submission(unique, file, late=bool(CANVAS_LATE.search(name))))
+        submissions.append(Submission(unique, file, late=canvas_late(name)))
     return submissions
 
 
@@ -174,7 +172,7 @@ class Gradebook:
     def record_result(self, submission: Submission, result: dict[str, Any]) -> None:
         """Put one graded submission's result into the record (without the cell records, kept in the cache)."""
         before = self.record.results.get(submission.name, {})  # a late flag from Moodle's dates (export --due) stays
-        late = submission.late or bool(CANVAS_LATE.search(submission.name)) or bool(before.get("late"))
+        late = submission.late or canvas_late(submission.name) or bool(before.get("late"))
         self.record.results[submission.name] = {
             **{k: v for k, v in result.items() if k not in ("cells", "seconds")},
             "id": submission.id, "late": late, "settings": self.settings}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utils.grading.gradebook import Submission, UsageError, collect_submissions
-from utils.grading.lms import ID_PRESETS, compile_id_pattern
+from utils.grading.lms import ID_PRESETS, canvas_late, compile_id_pattern
 from utils.grading.submission import MAX_BYTES
 
 #: An archive with more members than this is refused (a class of a thousand, a few files each, has far fewer).
@@ -80,12 +80,6 @@ def student_of(name: str) -> tuple[str, str, str] | None:
             own = rest.rsplit("/", 1)[-1] if "/" in rest else rest.split("_", 1)[-1] if lms == "moodle" else rest
             return lms, match.group("id"), own
     return None
-
-
-def is_late(name: str) -> bool:
-    """Whether the LMS marked this submission late in its name (Canvas: `_LATE_` before the user id)."""
-    match = _PATTERNS["canvas"].search(name)
-    return bool(match) and "_LATE_" in match.group(0)
 
 
 def clean_name(name: str) -> str:
@@ -321,7 +315,7 @@ def take_in(paths: list[Path], lab: str | None = None, scratch: Path | None = No
         if (lms, sid) not in graded:
             notes.append(f"{lms} student {sid} submitted no notebook (only the files skipped above): not graded, "
                          f"no row in the gradebook")
-    late = [s.name for s in submissions if is_late(s.name)]
+    late = [s.name for s in submissions if canvas_late(s.name)]
     if late:
         notes.append(f"{len(late)} submission(s) marked LATE by Canvas, e.g. {late[0]!r} (the name keeps _LATE_)")
     return Intake(submissions, notes + picked, late)

@@ -46,6 +46,13 @@ MOODLE_DATE, DUE_FORMATS = "%A, %d %B %Y, %I:%M %p", ("%Y-%m-%d %H:%M", "%Y-%m-%
 LISTED = 10
 
 
+def canvas_late(name: str) -> bool:
+    """Whether Canvas marked a downloaded submission late: `_LATE_` before the user id of its own naming pattern
+    (a `_LATE_` in the student's own file name, after Canvas's part, does not count)."""
+    match = re.search(ID_PRESETS["canvas"], name)
+    return bool(match) and "_LATE_" in match.group(0)
+
+
 def compile_id_pattern(text: str) -> re.Pattern[str]:
     """A preset name (canvas, moodle) or a regular expression with a group named `id` (or exactly one group)."""
     source = ID_PRESETS.get(text.lower(), text)
