@@ -77,7 +77,7 @@ test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox
 	$(BIN)/python -m utils.grading release --check
-	$(BIN)/python -m pytest tests -q --ignore=tests/test_student_edition.py  # that one reads the book build: test-edition
+	$(BIN)/python -m pytest tests -q --durations=15 --ignore=tests/test_student_edition.py  # that one reads the book build: test-edition
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile book labs solutions
