@@ -21,14 +21,45 @@ W1_SCORES = ["1", "0.5", "0", "0.75", "1", "0.25", "0.5", "1"]  # 8 groups: s00-
 W2_SCORES = ["0", "1", "0.5", "1", "0.25", "0.75", "1", "0", "0.5", "1"]
 
 
+W1_ANSWERS = [
+    "Raising min_freq makes the vocabulary and the embedding table smaller, but more tokens become [UNK]. A word "
+    "seen once gets almost no updates, so its vector stays random.",
+    "A higher min_freq gives a smaller table and faster training; we lose the meaning of rare words, which all "
+    "turn into [UNK].",
+    "Raising min_freq makes the vocabulary and the embedding table smaller, but more tokens become [UNK]. A word "
+    "seen once gets hardly any updates, so its vector stays random.",
+    "You gain memory. You lose words.",
+    "Rare words are noise; removing them helps the model generalise because their vectors are barely trained.",
+    "The vocabulary shrinks, so there are fewer parameters, but unknown words lose their information. A word seen "
+    "once would be updated once or twice only.",
+    "I think a bigger min_freq makes the model more accurate on every text.",
+    "Smaller vocabulary = smaller embedding matrix; the price is more [UNK] tokens. Singletons barely move from "
+    "their random initialisation, so they add noise.",
+]
+W2_ANSWERS = [
+    "Their rows never get a gradient, so they keep their random initial values.",
+    "They are never looked up during training, so nothing updates them; at test time they add random noise.",
+    "The vectors of test-only words stay random: the model learns nothing about them.",
+    "They get trained like the other words.",
+    "Their gradient is zero in every batch, so the optimiser leaves them alone and they stay as initialised.",
+    "Nothing happens to them; at test time they contribute noise instead of meaning, like a random [UNK].",
+    "The model overfits to them.",
+    "Rows are only updated when used. Test words are never used in training, so their rows are random at test time.",
+    "They would leak test information into training.",
+    HOSTILE,
+]
+
+
 def class_answers() -> dict[str, dict[str, str]]:
     """Ten submissions: three write the same W1 answer (spaced and cased differently), one a W2 answer of markup."""
-    answers = {f"s{i:02}": {W1: f"Rare words ({i}) get few updates, number {i * 7919}, so their rows stay noisy.",
-                            W2: f"Rows of unseen words ({i * 104729}) keep their random start."} for i in range(10)}
-    answers["s01"][W1] = answers["s00"][W1].upper()
-    answers["s02"][W1] = "  " + answers["s00"][W1].replace(" ", "\n ")
-    answers["s09"][W2] = HOSTILE
-    return answers
+    w1 = [W1_ANSWERS[0], W1_ANSWERS[0].upper(), "  " + W1_ANSWERS[0].replace(" ", "\n ")] + W1_ANSWERS[1:]
+    return {f"s{i:02}": {W1: w1[i], W2: W2_ANSWERS[i]} for i in range(10)}
+
+
+def groups(server: ReviewServer, question: str) -> list[list[str]]:
+    """The question's groups of submissions in the order the page shows them."""
+    state = server.review.state()
+    return [g["members"] for q in state["questions"] if q["id"] == question for g in q["groups"]]
 
 
 @pytest.fixture()
@@ -108,10 +139,10 @@ def test_twenty_answers_of_two_questions_scored_by_keyboard_and_kept_after_a_rel
     type_scores(page, W2_SCORES, [1] * 10)
     page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
     folder = review.review.folder
-    expected_w1 = dict(zip([f"s{i:02}" for i in range(10)], ["1", "1", "1"] + W1_SCORES[1:]))
-    assert scores(folder, W1) == expected_w1
-    w2_order = ["s09"] + [f"s{i:02}" for i in range(9)]  # groups in the order of their text: the markup first
-    assert scores(folder, W2) == dict(zip(w2_order, W2_SCORES))
+    w1 = groups(review, W1)
+    assert w1[0] == ["s00", "s01", "s02"] and w1[1] == ["s04"]  # the nearly identical answer comes next
+    assert scores(folder, W1) == {name: score for group, score in zip(w1, W1_SCORES) for name in group}
+    assert scores(folder, W2) == {name: score for [name], score in zip(groups(review, W2), W2_SCORES)}
     on_page = shown_scores(page)
     page.reload()
     page.wait_for_selector("#cards .card")
@@ -143,13 +174,13 @@ def test_a_rubric_item_created_applied_and_edited_rescores_every_answer_that_use
     page.keyboard.press("1")
     page.wait_for_function("() => document.querySelector('.card.current output').textContent.startsWith('0.75')")
     folder = review.review.folder
-    assert [scores(folder)[s] for s in ("s00", "s01", "s02", "s03")] == ["0.25", "0.25", "0.25", "0.75"]
+    assert [scores(folder)[s] for s in ("s00", "s01", "s02", "s04", "s03")] == ["0.25"] * 3 + ["0.75", ""]
     page.get_by_role("button", name="Edit item 1").click()
     page.fill("#item-points", "0.75")
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('.card.current output').textContent.startsWith('1 / 1')")
     assert "clamped from 1.25 to 1" in page.inner_text(".card.current")
-    assert [scores(folder)[s] for s in ("s00", "s01", "s02", "s03")] == ["0.75", "0.75", "0.75", "1"]
+    assert [scores(folder)[s] for s in ("s00", "s01", "s02", "s04", "s03")] == ["0.75"] * 3 + ["1", ""]
     assert shown_scores(page)[:2] == ["0.75 / 1 (typed 0, items +0.75)",
                                       "1 / 1 (typed 0.5, items +0.75) clamped from 1.25 to 1"]
     page.screenshot(path=str(SCREENSHOTS / "review-rubric.png"), full_page=True)

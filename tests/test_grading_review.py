@@ -244,3 +244,16 @@ def test_export_refuses_unscored_answers_then_exports_the_scores_entered(tmp_pat
     exported = {r["ID"]: r["lab1 (4101)"] for r in read_csv(folder / "canvas-lab1.csv") if r["ID"]}
     assert exported["12345"] == exported["12346"] == "13.5"
     assert read_table(folder / "summary.csv")[1][0]["status"] == "graded"
+
+
+def test_the_review_command_prints_its_address_and_opens_no_browser_when_told(folder, monkeypatch, capsys):
+    opened = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    monkeypatch.setattr(ReviewServer, "serve_forever", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(["review", str(folder), "--solutions", str(SOLUTIONS), "--no-browser"]) == 0
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:" in out and "?token=" in out and opened == []
+    assert main(["review", str(folder), "--solutions", str(SOLUTIONS)]) == 0
+    assert len(opened) == 1 and opened[0] in capsys.readouterr().out
+    assert main(["review", str(folder.parent / "nothing"), "--no-browser"]) == 2
+    assert "not a grading output folder" in capsys.readouterr().err

@@ -9,6 +9,7 @@ folder's written.csv and rubric.json, and the CSVs and feedback pages are republ
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -25,6 +26,7 @@ from utils.grading.scores import (WRITTEN, UsageError, enter_scores, entering, l
                                   require_record, save_rubric)
 
 ASSETS = Path(__file__).with_name("review_assets")
+_HEADING = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)  # a markdown heading's marks (the page shows plain text)
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
 #: Two different answers at least this similar (difflib's ratio on the normalised text) are shown together.
 SIMILAR = 0.85
@@ -62,7 +64,7 @@ def lab_prompts(solutions: Path, lab: str) -> dict[str, dict[str, str]]:
             continue
         above = [i for i in range(question.cell_index) if parsed.kinds[i] == "fixed"
                  and parsed.cells[i].get("cell_type") == "markdown"]
-        prompt = cell_source(parsed.cells[above[-1]]).strip() if above else ""
+        prompt = _HEADING.sub("", cell_source(parsed.cells[above[-1]])).strip() if above else ""
         prompts[question.id] = {"prompt": prompt, "model": model_answer(cell_source(parsed.cells[question.cell_index]))}
     return prompts
 
