@@ -183,7 +183,8 @@ def test_a_rubric_item_created_applied_and_edited_rescores_every_answer_that_use
     assert [scores(folder)[s] for s in ("s00", "s01", "s02", "s04", "s03")] == ["0.75"] * 3 + ["1", ""]
     assert shown_scores(page)[:2] == ["0.75 / 1 (typed 0, items +0.75)",
                                       "1 / 1 (typed 0.5, items +0.75) clamped from 1.25 to 1"]
-    page.screenshot(path=str(SCREENSHOTS / "review-rubric.png"), full_page=True)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "review-rubric.png"))  # book/assets/review-page.png is a copy
     assert not page.errors and not context.outside
 
 
