@@ -96,6 +96,7 @@ def test_requests_without_the_right_token_or_from_elsewhere_are_refused(server):
     assert request(server, "GET", "/", token=None)[0] == 403
     assert request(server, "GET", "/api/state", token="x" + server.token[1:])[0] == 403
     assert request(server, "GET", "/assets/review.js", token=None)[0] == 403
+    assert [request(server, method, "/", token=None)[0] for method in ("HEAD", "PUT", "DELETE", "OPTIONS")] == [403] * 4
     status, page, headers = request(server, "GET", "/")
     assert status == 200 and f"review.js?token={server.token}" in page
     csp = headers["Content-Security-Policy"]
@@ -152,7 +153,8 @@ def test_a_group_score_goes_to_every_member_and_is_clamped(server):
 
 def test_editing_a_rubric_item_scores_again_every_answer_that_used_it(server):
     folder = server.review.folder
-    state = json.loads(request(server, "POST", "/api/rubric", {"question": W1, "text": "names [UNK]", "points": 0.25})[1])
+    item = {"question": W1, "text": "names [UNK]", "points": 0.25}
+    state = json.loads(request(server, "POST", "/api/rubric", item)[1])
     [item] = state["questions"][0]["rubric"]
     request(server, "POST", "/api/score", {"question": W1, "members": ["s01"], "items": [item["id"]]})
     request(server, "POST", "/api/score", {"question": W1, "members": ["s02"], "base": 0.5, "items": [item["id"]]})
@@ -231,7 +233,8 @@ def test_export_refuses_unscored_answers_then_exports_the_scores_entered(tmp_pat
     folder = graded_folder(tmp_path / "out", {name: {W1: f"rare words {name}", W2: f"no gradient {name}"}
                                               for name in ids}, ids)
     roster = tmp_path / "roster.csv"
-    roster.write_text(CANVAS_ROSTER.read_text().replace("Lab 1 (4101)", "lab1 (4101)").replace("12.00,10.00", "14.00,10.00"))
+    roster.write_text(CANVAS_ROSTER.read_text().replace("Lab 1 (4101)", "lab1 (4101)")
+                      .replace("12.00,10.00", "14.00,10.00"))  # lab1 is out of 14 points
     command = ["export", str(folder), "--format", "canvas", "--roster", str(roster), "--skip-unknown"]
     assert main(command) == 2 and "4 written answer(s) have no score" in capsys.readouterr().err
     review = Review(folder, SOLUTIONS)

@@ -341,6 +341,13 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._json(lambda: review.edit_item(str(body.get("question")), body) or review.state())
         return self._send(HTTPStatus.NOT_FOUND, "not found")
 
+    def _other(self) -> None:
+        """Any other method: refused (403 without the token, 405 with it)."""
+        status = HTTPStatus.METHOD_NOT_ALLOWED if self._allowed() else HTTPStatus.FORBIDDEN
+        self._send(status, "only GET and POST are served")
+
+    do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _other  # noqa: N815 (the base class's names)
+
     def _json(self, make) -> None:
         """Answer with make()'s JSON, or 409 with the message of a refusal (e.g. written.csv saved unreadable)."""
         try:

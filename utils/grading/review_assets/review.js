@@ -110,7 +110,8 @@ function card(group, index, q) {
   const isCurrent = index === current();
   const heading = el("h3", { id: `answer-${index}`, text: `Answer ${index + 1} of ${total}` });
   if (group.members.length > 1) {
-    heading.append(" ", el("span", { class: "badge", text: `${group.members.length} identical answers, scored together` }));
+    const together = `${group.members.length} identical answers, scored together`;
+    heading.append(" ", el("span", { class: "badge", text: together }));
   }
   const names = view.anonymous
     ? `${group.members.length} submission${group.members.length > 1 ? "s" : ""}, names hidden`
@@ -147,7 +148,9 @@ function card(group, index, q) {
     }),
     el("label", { for: `item-${index}-${item.id}`, text: `${n + 1}. ${item.text} (${signed(item.points)})` }),
   ])));
-  const note = el("textarea", { id: `note-${index}`, rows: 2, onchange: (event) => saveGroup(index, { note: event.target.value }) });
+  const note = el("textarea", {
+    id: `note-${index}`, rows: 2, onchange: (event) => saveGroup(index, { note: event.target.value }),
+  });
   note.value = group.note;
   return el("article", { class: isCurrent ? "card current" : "card", "aria-labelledby": `answer-${index}`,
                          "aria-current": isCurrent ? "true" : null, "data-index": index }, [
@@ -172,7 +175,8 @@ function render() {
   const q = question();
   const select = $("question");
   select.replaceChildren(...data.questions.map((item, i) => el("option", {
-    value: i, selected: i === view.question, text: `${item.id} (${fmt(item.points)} pt): ${item.scored} of ${item.total} scored`,
+    value: i, selected: i === view.question,
+    text: `${item.id} (${fmt(item.points)} pt): ${item.scored} of ${item.total} scored`,
   })));
   const all = data.questions.reduce((s, item) => [s[0] + item.scored, s[1] + item.total], [0, 0]);
   $("progress").textContent = `${q.scored} of ${q.total} scored` + (data.questions.length > 1
