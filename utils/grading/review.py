@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from difflib import SequenceMatcher
 from functools import lru_cache
 from html import escape
 from http import HTTPStatus
@@ -19,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from rapidfuzz import fuzz, process
 
 from utils.grading.notebook import LabError, cell_source, find_labs, parse_lab
 from utils.grading.release import ANSWER_PLACEHOLDER, is_answer_marker
@@ -28,8 +29,8 @@ from utils.grading.scores import (WRITTEN, UsageError, enter_scores, entering, l
 ASSETS = Path(__file__).with_name("review_assets")
 _HEADING = re.compile(r"^#{1,6}[ \t]+", re.MULTILINE)  # a markdown heading's marks (the page shows plain text)
 STATIC = {"review.js": "text/javascript", "review.css": "text/css"}
-#: Two different answers at least this similar (difflib's ratio on the normalised text) are shown together.
-SIMILAR = 0.85
+#: Two different answers at least this similar (rapidfuzz's ratio, 0-100, on the normalised text) are shown together.
+SIMILAR = 85
 #: The largest request body accepted (a comment or a rubric item is far smaller).
 MAX_BODY = 1 << 20
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -76,15 +77,8 @@ def _group(texts: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[str, ...], t
     for name, text in sorted(texts):
         by_text.setdefault(normalise(text), []).append(name)
     keys = sorted(by_text, key=lambda k: (-len(by_text[k]), k))
-    near: dict[str, list[str]] = {k: [] for k in keys}
-    for i, a in enumerate(keys):
-        matcher = SequenceMatcher(None, "", a, autojunk=False)  # seq2 is the one difflib indexes once
-        for b in keys[i + 1:]:
-            matcher.set_seq1(b)
-            if matcher.real_quick_ratio() >= SIMILAR and matcher.quick_ratio() >= SIMILAR \
-                    and matcher.ratio() >= SIMILAR:
-                near[a].append(b)
-                near[b].append(a)
+    ratios = process.cdist(keys, keys, scorer=fuzz.ratio, score_cutoff=SIMILAR, workers=1)
+    near = {a: [b for j, b in enumerate(keys) if j != i and ratios[i][j] >= SIMILAR] for i, a in enumerate(keys)}
     order: list[str] = []
     for key in keys:  # each group followed by the groups near it (and theirs), largest first
         queue = [key]
