@@ -168,6 +168,16 @@ def test_editing_a_rubric_item_scores_again_every_answer_that_used_it(server):
     assert rubric["questions"][W1]["answers"]["s02"] == {"base": 0.5, "items": [item["id"]]}
 
 
+def test_a_rubric_item_adds_to_a_score_typed_in_the_spreadsheet(server):
+    folder = server.review.folder
+    text = (folder / "written.csv").read_text()
+    (folder / "written.csv").write_text(text.replace(f"s05,lab1,{W1},1.0,,", f"s05,lab1,{W1},1.0,0.5,"))
+    assert scores(folder)["s05"] == "0.5"
+    request(server, "POST", "/api/rubric", {"question": W1, "text": "cites the table", "points": 0.25})
+    request(server, "POST", "/api/score", {"question": W1, "members": ["s05"], "items": ["1"]})
+    assert scores(folder)["s05"] == "0.75"
+
+
 def test_saves_are_atomic_and_read_from_disk_first(server):
     folder = server.review.folder
     request(server, "POST", "/api/score", {"question": W1, "members": ["s01"], "base": 1})

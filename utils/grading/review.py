@@ -185,9 +185,12 @@ class Review:
             rubric = load_rubric(self.folder)
             own = _question_rubric(rubric, question)
             points = {item["id"]: item["points"] for item in own["items"]}
+            record = require_record(self.folder)
+            entered = read_entered(self.folder / WRITTEN, record)
+            typed = {e.submission: e.score for e in entered if e.question == question}
             changes: dict[tuple[str, str], dict[str, Any]] = {}
-            for member in members:
-                given = dict(own["answers"].get(member, {"base": None, "items": []}))
+            for member in members:  # a score typed elsewhere (a spreadsheet) is where the rubric starts from
+                given = dict(own["answers"].get(member) or {"base": typed.get(member), "items": []})
                 if "base" in change:
                     given["base"] = _number(change["base"], "the score")
                 if "items" in change:
