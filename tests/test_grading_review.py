@@ -173,9 +173,12 @@ def test_a_rubric_item_adds_to_a_score_typed_in_the_spreadsheet(server):
     text = (folder / "written.csv").read_text()
     (folder / "written.csv").write_text(text.replace(f"s05,lab1,{W1},1.0,,", f"s05,lab1,{W1},1.0,0.5,"))
     assert scores(folder)["s05"] == "0.5"
+    text = (folder / "written.csv").read_text()  # and the student replaced the file since: the check is shown
+    (folder / "written.csv").write_text(text.replace("case 39595.\",,", "case 39595.\",please read again,"))
+    assert group_of(server.review.state(), W1, "s05")["check"] == "please read again"
     request(server, "POST", "/api/rubric", {"question": W1, "text": "cites the table", "points": 0.25})
     request(server, "POST", "/api/score", {"question": W1, "members": ["s05"], "items": ["1"]})
-    assert scores(folder)["s05"] == "0.75"
+    assert scores(folder)["s05"] == "0.75" and group_of(server.review.state(), W1, "s05")["check"] == ""
 
 
 def test_saves_are_atomic_and_read_from_disk_first(server):
@@ -270,3 +273,16 @@ def test_the_review_command_prints_its_address_and_opens_no_browser_when_told(fo
     assert len(opened) == 1 and opened[0] in capsys.readouterr().out
     assert main(["review", str(folder.parent / "nothing"), "--no-browser"]) == 2
     assert "not a grading output folder" in capsys.readouterr().err
+
+
+def test_the_labs_page_lists_the_keys_the_page_answers_to():
+    import re
+
+    page = (ROOT / "book" / "labs.md").read_text()
+    section = page[page.index("### Scoring written answers in the browser"):]
+    table = [line.split("|")[1] for line in section.split("\n###")[0].splitlines() if line.startswith("| `")]
+    keys = {k for cell in table for k in re.findall(r"`([^`]+)`", cell)} - {"Enter", "Esc", "Tab", "1", "9"}
+    script = (ROOT / "utils" / "grading" / "review_assets" / "review.js").read_text()
+    handled = set(re.findall(r'^\s+(?:"(.)"|(\w+)): \(?', script, re.MULTILINE))
+    handled = {a or b for a, b in handled}
+    assert keys and keys <= handled | {"arrow keys"}, keys - handled

@@ -161,7 +161,8 @@ class Review:
                 groups.append({"members": members, "answer": answers[members[0]], "near": near,
                                "score": next(iter(scores)) if len(scores) == 1 else None, "mixed": len(scores) > 1,
                                "note": next(iter(notes)) if len(notes) == 1 else "", "base": given.get("base"),
-                               "items": given.get("items", []), "raw": raw})
+                               "items": given.get("items", []), "raw": raw,
+                               "check": "; ".join(sorted({c.check for c in cells if c and c.check}))})
             scored = sum(1 for name in answers if (e := entered.get((name, qid))) and e.score is not None)
             questions.append({"id": qid, "points": maximum, **self.prompts.get(qid, {"prompt": "", "model": ""}),
                               "groups": groups, "empty": empty, "scored": scored, "total": len(answers),

@@ -155,6 +155,7 @@ function card(group, index, q) {
   return el("article", { class: isCurrent ? "card current" : "card", "aria-labelledby": `answer-${index}`,
                          "aria-current": isCurrent ? "true" : null, "data-index": index }, [
     heading, near,
+    group.check ? el("p", { class: "problem", text: `Check: ${group.check} (a score given here clears it)` }) : null,
     el("p", { class: "names", text: names }),
     el("pre", { class: "answer", text: group.answer }),
     scoreBox,
