@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,8 +115,23 @@ def test_requests_without_the_right_token_or_from_elsewhere_are_refused(server):
     assert request(server, "POST", "/api/score", change)[0] == 200 and scores(server.review.folder)["s01"] == "1"
 
 
+def outward_address() -> str | None:
+    """This machine's address on its network (a UDP socket's route; nothing is sent), None without a network."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
 def test_the_server_listens_on_loopback_only(server):
     assert server.server_address[0] == "127.0.0.1"
+    address = outward_address()
+    if address:  # the same port on the machine's network address: nobody answers
+        with pytest.raises(OSError):
+            socket.create_connection((address, server.server_address[1]), timeout=2).close()
     assert server.url.startswith("http://127.0.0.1:") and server.token in server.url
     assert len(server.token) >= 32 and ReviewServer(server.review.folder, SOLUTIONS).token != server.token
 
