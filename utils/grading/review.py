@@ -245,14 +245,16 @@ class Review:
 # ------------------------------------------------------------------------------------------------- the server
 
 
-def similarity_page(folder: Path) -> str:
-    """The similarity report (utils/grading/similarity.py) as a page, or a page saying it is not available."""
+def similarity_page(folder: Path, back: str) -> str:
+    """The similarity report (utils/grading/similarity.py) as a page, or a page saying it is not available (with a
+    link `back` to the answers)."""
     try:
         from utils.grading.similarity import render_report_page
     except ImportError:
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Similarity</title></head>"
-                "<body><main><h1>Similarity</h1><p>The similarity report is not available in this version of the "
-                "grader.</p></main></body></html>\n")
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Similarity</title>"
+                "<style>body { font: 16px/1.45 system-ui, sans-serif; margin: 1rem 1.2rem; }</style></head>"
+                f"<body><main><h1>Similarity</h1><p>The similarity report is not available in this version of the "
+                f"grader.</p><p><a href=\"{escape(back)}\">Back to the written answers</a></p></main></body></html>\n")
     return render_report_page(folder)
 
 
@@ -312,7 +314,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         if path == "/api/state":
             return self._json(self.server.review.state)
         if path == "/similarity":
-            return self._send(HTTPStatus.OK, similarity_page(self.server.review.folder), "text/html", REPORT_CSP)
+            page = similarity_page(self.server.review.folder, f"/?token={self.server.token}")
+            return self._send(HTTPStatus.OK, page, "text/html", REPORT_CSP)
         return self._send(HTTPStatus.NOT_FOUND, "not found")
 
     def do_POST(self) -> None:  # noqa: N802 (the base class's name)
