@@ -137,7 +137,7 @@ def test_twenty_answers_of_two_questions_scored_by_keyboard_and_kept_after_a_rel
     page.keyboard.press("]")
     assert "Written question W2" in page.inner_text("#prompt")
     type_scores(page, W2_SCORES, [1] * 10)
-    page.screenshot(path=str(SCREENSHOTS / "review.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "review.png"))
     folder = review.review.folder
     w1 = groups(review, W1)
     assert w1[0] == ["s00", "s01", "s02"] and w1[1] == ["s04"]  # the nearly identical answer comes next
@@ -196,6 +196,8 @@ def test_markup_in_an_answer_is_shown_as_text_and_runs_nothing(context, review):
     assert hostile.inner_text() == HOSTILE
     assert page.locator("#cards img, #cards script").count() == 0
     assert page.evaluate("() => window.pwned") is None and not context.outside
+    hostile.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "review-markup.png"))
 
 
 def test_the_page_and_the_similarity_tab_have_no_serious_accessibility_violation(browser, review):
