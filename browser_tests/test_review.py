@@ -109,7 +109,7 @@ def type_scores(page: Page, values: list[str], sizes: list[int]) -> None:
     """Score the question's answers in order with the keyboard: s, then a score and Enter for each."""
     page.keyboard.press("s")
     done = 0
-    for value, size in zip(values, sizes):
+    for value, size in zip(values, sizes, strict=True):
         page.keyboard.type(value)
         page.keyboard.press("Enter")
         done += size
@@ -141,8 +141,8 @@ def test_twenty_answers_of_two_questions_scored_by_keyboard_and_kept_after_a_rel
     folder = review.review.folder
     w1 = groups(review, W1)
     assert w1[0] == ["s00", "s01", "s02"] and w1[1] == ["s04"]  # the nearly identical answer comes next
-    assert scores(folder, W1) == {name: score for group, score in zip(w1, W1_SCORES) for name in group}
-    assert scores(folder, W2) == {name: score for [name], score in zip(groups(review, W2), W2_SCORES)}
+    assert scores(folder, W1) == {name: score for group, score in zip(w1, W1_SCORES, strict=True) for name in group}
+    assert scores(folder, W2) == {name: score for [name], score in zip(groups(review, W2), W2_SCORES, strict=True)}
     on_page = shown_scores(page)
     page.reload()
     page.wait_for_selector("#cards .card")

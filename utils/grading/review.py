@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from rapidfuzz import fuzz, process
 
 from utils.grading.notebook import LabError, cell_source, find_labs, parse_lab
-from utils.grading.release import ANSWER_PLACEHOLDER, is_answer_marker
+from utils.grading.release import is_answer_marker
 from utils.grading.scores import (WRITTEN, UsageError, enter_scores, entering, load_rubric, read_entered,
                                   require_record, save_rubric)
 
@@ -101,6 +101,7 @@ def group_answers(answers: dict[str, str]) -> list[tuple[list[str], list[int]]]:
 
 
 def clamp(value: float, maximum: float) -> float:
+    """A score kept within [0, maximum] (the page shows the unclamped value beside it)."""
     return min(max(value, 0.0), maximum)
 
 
@@ -167,7 +168,7 @@ class Review:
             questions.append({"id": qid, "points": maximum, **self.prompts.get(qid, {"prompt": "", "model": ""}),
                               "groups": groups, "empty": empty, "scored": scored, "total": len(answers),
                               "rubric": own["items"]})
-        return {"lab": record.lab, "questions": questions, "placeholder": ANSWER_PLACEHOLDER}
+        return {"lab": record.lab, "questions": questions}
 
     def _maximum(self, question: str) -> float:
         record = require_record(self.folder)
