@@ -76,7 +76,7 @@ def _paragraphs(*texts: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line: `release` and `grade`."""
+    """The command line: `release`, `grade`, `merge`, `export` and `review`."""
     parser = argparse.ArgumentParser(
         prog="python -m utils.grading",
         description="Release the course labs (solutions/ -> labs/) and grade students' lab notebooks.",
@@ -197,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="the file to write (default: FOLDER/<format>-<lab>.csv)")
     export.add_argument("--skip-unknown", action="store_true",
                         help="leave out submissions whose id is not in the roster instead of stopping")
+    review = commands.add_parser(
+        "review", help="score the written answers question by question in your browser",
+        description=_paragraphs(
+            "Open a page in your browser for scoring the written answers of a grading output folder, one question "
+            "at a time: the question and the model answer from solutions/ beside each answer, identical answers "
+            "grouped and scored once, a rubric of items with points applied by number keys, a comment for the "
+            "student's feedback page. Every change is saved at once into OUT/written.csv (and the rubric into "
+            "OUT/rubric.json), and grades.csv, summary.csv and the feedback pages are rewritten. The page is served "
+            "on 127.0.0.1 only, at an address holding a random token; stop it with Ctrl-C."))
+    review.add_argument("folder", type=Path, metavar="OUT", help="a grading output folder (the --out of `grade`)")
+    review.add_argument("--solutions", type=Path, default=Path("solutions"),
+                        help="folder of solution labs, for the questions and model answers (default: %(default)s)")
+    review.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    review.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
     return parser
 
 
@@ -325,7 +339,30 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"release": _release, "grade": _grade, "merge": _merge, "export": _export}
+def _review(args: argparse.Namespace) -> int:
+    """The review subcommand: serve the review page until Ctrl-C."""
+    import webbrowser
+
+    from utils.grading.review import ReviewServer
+
+    if not args.solutions.is_dir():
+        print(f"warning: no solutions folder {args.solutions}: the page shows no question texts or model answers "
+              f"(pass --solutions)", file=sys.stderr)
+    server = ReviewServer(args.folder, args.solutions, args.port)
+    print(f"Review page for {args.folder}: {server.url}\n(only this address opens it; Ctrl-C stops the server)",
+          flush=True)
+    if not args.no_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped; every score entered is saved.", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+COMMANDS = {"release": _release, "grade": _grade, "merge": _merge, "export": _export, "review": _review}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,9 +7,11 @@ A grading output folder holds
 - written.csv, the scores a person enters, one row per submission and question: the written answers are listed
   for reading, and a row added for any other question overrides the grader's score. It is read strictly, keyed on
   submission and question (never on the answer's text), and rewritten with every row it had: nothing typed is lost;
+- rubric.json, the review page's rubric (utils/grading/review.py): per written question its items and which items
+  and typed score each answer was given (the scores themselves live in written.csv);
 - grades.csv, summary.csv and feedback/, made from those two by `publish` whenever either changes, so the CSVs,
   the feedback pages and an export always agree.
-`grade`, `merge` and `export` read and write a folder only through this module.
+`grade`, `merge`, `export` and `review` read and write a folder only through this module.
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from utils.grading.feedback import feedback_html
 from utils.grading.spreadsheet import safe_cell
 
-RECORD, WRITTEN, GRADES, SUMMARY = "grading.json", "written.csv", "grades.csv", "summary.csv"
+RECORD, WRITTEN, GRADES, SUMMARY, RUBRIC = "grading.json", "written.csv", "grades.csv", "summary.csv", "rubric.json"
+RUBRIC_FORMAT = 1
 RECORD_FORMAT = 2
 GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status", "message"]
 SUMMARY_COLUMNS = ["submission", "id", "late", "score", "max_score", "status", "message", "feedback"]
@@ -47,6 +52,8 @@ SPREADSHEET_CELL = 32767
 NAME_BYTES = 180
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+#: Held while a folder's entered scores are read, changed and written back (the review page serves several tabs).
+_ENTERING = threading.RLock()
 
 
 class UsageError(ValueError):
@@ -341,6 +348,8 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                 check = kept
                 if entry and entry.score is not None and not check and not _same_answer(entry.answer, answer):
                     check = CHANGED
+                if entry and entry.note.strip():
+                    q["note"] = entry.note.strip()
                 if entry and entry.score is not None:
                     q["score"], q["status"] = entry.score, READ
                     if check:
@@ -358,6 +367,8 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                 given = format_score(q["score"])
                 q["score"], q["status"] = entry.score, OVERRIDE
                 q["message"] = f"Score set by the instructor (the grader gave {given}). {q.get('message', '')}".strip()
+                if entry.note.strip():
+                    q["note"] = entry.note.strip()
                 written.append({"submission": name, "lab": record.lab, "question": q["question"],
                                 "max_score": q["max_score"], "score": format_score(entry.score), "answer": "",
                                 "check": check, "note": entry.note})
@@ -456,3 +467,56 @@ def class_view(folder: Path) -> tuple[Record, dict[str, dict[str, Any]], Report]
     views, _ = effective(record, read_entered(folder / WRITTEN, record), report)
     report.failed = [n for n, v in views.items() if v["status"] == "grader-error"]
     return record, views, report
+
+
+# ------------------------------------------------------------------------------------------------- entering scores
+
+
+@contextmanager
+def entering() -> Any:
+    """Hold while reading, changing and writing back a folder's entered scores and rubric, so that two saves at
+    once (two browser tabs) each see the other's result."""
+    with _ENTERING:
+        yield
+
+
+def load_rubric(folder: Path) -> dict[str, Any]:
+    """rubric.json: {"format", "questions": {question: {"items": [...], "answers": {submission: ...}}}}."""
+    path = folder / RUBRIC
+    if not path.exists():
+        return {"format": RUBRIC_FORMAT, "questions": {}}
+    try:
+        data = json.loads(decode_strictly(path))
+    except ValueError as error:
+        raise UsageError(f"{path} is damaged ({error}): restore it from a backup or delete it (the scores in "
+                         f"{WRITTEN} stay; only the rubric is lost)") from None
+    if not isinstance(data, dict) or data.get("format") != RUBRIC_FORMAT:
+        raise UsageError(f"{path} is not a rubric this version reads (format {RUBRIC_FORMAT})")
+    return data
+
+
+def save_rubric(folder: Path, rubric: dict[str, Any]) -> None:
+    atomic_write(folder / RUBRIC, json.dumps(rubric, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def enter_scores(folder: Path, changes: dict[tuple[str, str], dict[str, Any]]) -> Report:
+    """Put scores and notes a person entered into written.csv, each change one cell ({"score": float | None} and/or
+    {"note": str} for a (submission, question)), and republish. Everything is read from disk first, so a row
+    saved meanwhile (another tab, a spreadsheet) is kept; a score given clears the row's check."""
+    with entering():
+        record = require_record(folder)
+        entered = {(e.submission, e.question): e for e in read_entered(folder / WRITTEN, record)}
+        current = {(name, q["question"]): q for name, result in record.results.items() for q in result["questions"]}
+        for key, change in changes.items():
+            if key not in current:
+                raise UsageError(f"{folder} has no answer of {key[0]!r} to {key[1]}")
+            entry = entered.get(key) or Entered(key[0], key[1], None, "", "", "", 0, folder / WRITTEN)
+            if "score" in change:
+                score = change["score"]
+                where = f"{key[0]!r} {key[1]}"
+                score = parse_score(format_score(score), current[key]["max_score"], where)
+                entry = replace(entry, score=score, answer=current[key].get("answer", ""), check="")
+            if "note" in change:
+                entry = replace(entry, note=str(change["note"]))
+            entered[key] = entry
+        return publish(folder, record, {key[0] for key in changes}, list(entered.values()))
