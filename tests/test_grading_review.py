@@ -7,6 +7,7 @@ as the grader writes it (tests passed, written answers to read), published by sc
 
 from __future__ import annotations
 
+import csv
 import http.client
 import json
 import socket
@@ -228,13 +229,22 @@ def test_two_clients_saving_at_once_keep_both_scores(server):
     assert [scores(server.review.folder, q)[f"s{i:02}"] for q in (W1, W2) for i in range(6)] == ["0.5"] * 12
 
 
-def test_a_comment_reaches_the_feedback_page_escaped(server):
-    note = "Good, but <b>why</b> one vector? & see chapter 4"
-    request(server, "POST", "/api/score", {"question": W1, "members": ["s04"], "base": 1, "note": note})
+def test_a_comment_reaches_the_feedback_page_escaped_and_a_private_note_does_not(server):
+    comment = "Good, but <b>why</b> one vector? & see chapter 4"
+    written = server.review.folder / "written.csv"
+    rows = read_csv(written)
+    for row in rows:  # the instructor's own note, typed in a spreadsheet: never the student's to read
+        row["note"] = "looks like s05's answer" if row["submission"] == "s04" else row["note"]
+    with written.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    request(server, "POST", "/api/score", {"question": W1, "members": ["s04"], "base": 1, "comment": comment})
     page = (server.review.folder / "feedback" / feedback_file("s04")).read_text()
     assert "Good, but &lt;b&gt;why&lt;/b&gt; one vector? &amp; see chapter 4" in page and "<b>why" not in page
-    assert {r["submission"]: r["note"] for r in read_csv(server.review.folder / "written.csv")
-            if r["question"] == W1}["s04"] == note
+    assert "s05" not in page
+    row = {r["submission"]: r for r in read_csv(written) if r["question"] == W1}["s04"]
+    assert row["comment"] == comment and row["note"] == "looks like s05's answer"
 
 
 def test_nothing_is_written_outside_the_output_folder(server, tmp_path):
@@ -243,7 +253,7 @@ def test_nothing_is_written_outside_the_output_folder(server, tmp_path):
                 and p != server.review.folder}
     before, solutions = snapshot(tmp_path), snapshot(SOLUTIONS / "lab1")
     request(server, "POST", "/api/rubric", {"question": W1, "text": "x", "points": 0.5})
-    request(server, "POST", "/api/score", {"question": W1, "members": ["s01"], "items": ["1"], "note": "ok"})
+    request(server, "POST", "/api/score", {"question": W1, "members": ["s01"], "items": ["1"], "comment": "ok"})
     request(server, "GET", "/similarity")
     assert snapshot(tmp_path) == before and snapshot(SOLUTIONS / "lab1") == solutions
     assert {p.name for p in server.review.folder.iterdir()} == {"grading.json", "written.csv", "grades.csv",

@@ -15,7 +15,7 @@ th { background: #f3f3f3; }
 .passed { color: #17622b; font-weight: bold; }
 .needs-reading { color: #6b5200; font-weight: bold; }
 .problem { color: #a11; font-weight: bold; }
-.note { border-left: 4px solid #2a5db0; padding-left: 0.6rem; white-space: pre-wrap; }
+.comment { border-left: 4px solid #2a5db0; padding-left: 0.6rem; white-space: pre-wrap; }
 pre { white-space: pre-wrap; margin: 0; font-family: ui-monospace, monospace; font-size: 0.9rem; }
 """
 
@@ -48,8 +48,8 @@ def feedback_html(submission: str, lab: str, result: dict[str, Any]) -> str:
             details = "Read and graded by a person." + (f"<pre>{escape(text)}</pre>" if text else "")
         else:
             details = f"<pre>{escape(q['message'])}</pre>" if q["message"] else ""
-        if q.get("note"):  # the instructor's comment (written.csv's note column)
-            details += f"<p class=\"note\"><b>Comment:</b> {escape(q['note'])}</p>"
+        if q.get("comment"):  # the instructor's comment to the student (written.csv's comment column)
+            details += f"<p class=\"comment\"><b>Comment:</b> {escape(q['comment'])}</p>"
         rows.append(
             f"<tr><td>{escape(q['question'])}</td><td>{_points(q['score'])} / {_points(q['max_score'])}</td>"
             f"<td class=\"{css}\" title=\"{escape(legend.get(status, status))}\">{escape(status)}</td>"

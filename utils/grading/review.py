@@ -156,12 +156,12 @@ class Review:
             for members, near in group_answers(answers):
                 cells = [entered.get((m, qid)) for m in members]
                 scores = {c.score if c else None for c in cells}
-                notes = {c.note if c else "" for c in cells}
+                comments = {c.comment if c else "" for c in cells}
                 given = own["answers"].get(members[0], {})
                 raw = rubric_score(given.get("base"), given.get("items", []), points)
                 groups.append({"members": members, "answer": answers[members[0]], "near": near,
                                "score": next(iter(scores)) if len(scores) == 1 else None, "mixed": len(scores) > 1,
-                               "note": next(iter(notes)) if len(notes) == 1 else "", "base": given.get("base"),
+                               "comment": next(iter(comments)) if len(comments) == 1 else "", "base": given.get("base"),
                                "items": given.get("items", []), "raw": raw,
                                "check": "; ".join(sorted({c.check for c in cells if c and c.check}))})
             scored = sum(1 for name in answers if (e := entered.get((name, qid))) and e.score is not None)
@@ -178,7 +178,7 @@ class Review:
         raise UsageError(f"{record.lab} has no written question {question!r}")
 
     def score(self, question: str, members: list[str], change: dict[str, Any]) -> None:
-        """Give every member of a group a typed score ("base"), rubric items ("items") and/or a comment ("note");
+        """Give every member of a group a typed score ("base"), rubric items ("items") and/or a comment ("comment");
         the score saved is the typed score plus the items' points, clamped to [0, max]."""
         maximum = self._maximum(question)
         if not members or not all(isinstance(m, str) for m in members):
@@ -202,8 +202,8 @@ class Review:
                     raw = rubric_score(given["base"], given["items"], points)
                     cell["score"] = None if raw is None else clamp(raw, maximum)
                     own["answers"][member] = given
-                if "note" in change:
-                    cell["note"] = str(change["note"])[:10000]
+                if "comment" in change:
+                    cell["comment"] = str(change["comment"])[:10000]
                 changes[(member, question)] = cell
             save_rubric(self.folder, rubric)
             enter_scores(self.folder, changes)
@@ -336,7 +336,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.BAD_REQUEST, "the request is not a JSON object")
         review, path = self.server.review, urlsplit(self.path).path
         if path == "/api/score":
-            change = {k: body[k] for k in ("base", "items", "note") if k in body}
+            change = {k: body[k] for k in ("base", "items", "comment") if k in body}
             return self._json(lambda: review.score(str(body.get("question")), body.get("members") or [], change)
                               or review.state())
         if path == "/api/rubric":

@@ -38,8 +38,9 @@ RUBRIC_FORMAT = 1
 RECORD_FORMAT = 2
 GRADES_COLUMNS = ["submission", "lab", "question", "score", "max_score", "status", "message"]
 SUMMARY_COLUMNS = ["submission", "id", "late", "score", "max_score", "status", "message", "feedback"]
-#: `score` and `note` are the person's; `check` is the tool's (a reason to look again, cleared by the person).
-WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "score", "answer", "check", "note"]
+#: `score`, `note` and `comment` are the person's (the note stays private; the comment is shown on the student's
+#: feedback page); `check` is the tool's (a reason to look again, cleared by the person).
+WRITTEN_COLUMNS = ["submission", "lab", "question", "max_score", "score", "answer", "check", "note", "comment"]
 #: Columns whose plain numbers are written as numbers (every other cell is text, safe from formulas).
 NUMERIC_COLUMNS = {"score", "max_score"}
 #: Statuses the scores module adds to the grader's: a written answer a person scored, a score a person overrode,
@@ -250,9 +251,14 @@ class Entered:
     answer: str
     check: str
     note: str
+    comment: str
     line: int
     source: Path
     raw: dict[str, str] = field(default_factory=dict)
+
+    def typed_text(self) -> bool:
+        """Whether a person wrote a note or a comment in this row (kept even without a score)."""
+        return bool(self.note.strip() or self.comment.strip())
 
 
 def read_entered(path: Path, record: Record) -> list[Entered]:
@@ -274,7 +280,7 @@ def read_entered(path: Path, record: Record) -> list[Entered]:
                              f"(delete the other row) and run the command again")
         seen[key] = line
         entered.append(Entered(submission, question, score, row.get("answer", ""), row.get("check", "").strip(),
-                               row.get("note", ""), line, path, row))
+                               row.get("note", ""), row.get("comment", ""), line, path, row))
     return entered
 
 
@@ -348,8 +354,8 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                 check = kept
                 if entry and entry.score is not None and not check and not _same_answer(entry.answer, answer):
                     check = CHANGED
-                if entry and entry.note.strip():
-                    q["note"] = entry.note.strip()
+                if entry and entry.comment.strip():
+                    q["comment"] = entry.comment.strip()
                 if entry and entry.score is not None:
                     q["score"], q["status"] = entry.score, READ
                     if check:
@@ -358,7 +364,8 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                     report.unscored.append(f"{name} {q['question']}")
                 written.append({"submission": name, "lab": record.lab, "question": q["question"],
                                 "max_score": q["max_score"], "score": format_score(entry.score) if entry else "",
-                                "answer": answer, "check": check, "note": entry.note if entry else ""})
+                                "answer": answer, "check": check, "note": entry.note if entry else "",
+                                "comment": entry.comment if entry else ""})
             elif entry is not None and entry.score is not None and q["status"] != "grader-error":
                 # a score given to a written answer that is gone (the file was replaced) must be looked at again
                 check = kept or (CHANGED if entry.answer.strip() else "")
@@ -367,12 +374,12 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
                 given = format_score(q["score"])
                 q["score"], q["status"] = entry.score, OVERRIDE
                 q["message"] = f"Score set by the instructor (the grader gave {given}). {q.get('message', '')}".strip()
-                if entry.note.strip():
-                    q["note"] = entry.note.strip()
+                if entry.comment.strip():
+                    q["comment"] = entry.comment.strip()
                 written.append({"submission": name, "lab": record.lab, "question": q["question"],
                                 "max_score": q["max_score"], "score": format_score(entry.score), "answer": "",
-                                "check": check, "note": entry.note})
-            elif entry is not None and (entry.score is not None or entry.note.strip()):
+                                "check": check, "note": entry.note, "comment": entry.comment})
+            elif entry is not None and (entry.score is not None or entry.typed_text()):
                 written.append(_entry_row(entry, record.lab, ""))  # the grader failed: kept for the next run
             questions.append(q)
         views[name] = _summarize(result, questions)
@@ -383,7 +390,7 @@ def effective(record: Record, entered: list[Entered], report: Report) -> tuple[d
         if entry.submission in pending and entry.score is not None:  # kept for when it is graded
             written.append(_entry_row(entry, record.lab, ""))
             continue
-        if entry.score is None and not entry.note.strip():
+        if entry.score is None and not entry.typed_text():
             continue  # an empty row for an answer that is no longer there: nothing a person entered
         why = (f"no submission {entry.submission!r} in this folder" if entry.submission not in record.results
                else f"{record.lab} has no question {entry.question!r}" if entry.question not in
@@ -397,7 +404,7 @@ def _entry_row(entry: Entered, lab: str, check: str) -> dict[str, Any]:
     """written.csv's row for an entry kept as the person wrote it."""
     return {"submission": entry.submission, "lab": lab, "question": entry.question,
             "max_score": entry.raw.get("max_score", ""), "score": format_score(entry.score), "answer": entry.answer,
-            "check": check, "note": entry.note}
+            "check": check, "note": entry.note, "comment": entry.comment}
 
 
 def _summarize(result: dict[str, Any], questions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -500,8 +507,8 @@ def save_rubric(folder: Path, rubric: dict[str, Any]) -> None:
 
 
 def enter_scores(folder: Path, changes: dict[tuple[str, str], dict[str, Any]]) -> Report:
-    """Put scores and notes a person entered into written.csv, each change one cell ({"score": float | None} and/or
-    {"note": str} for a (submission, question)), and republish. Everything is read from disk first, so a row
+    """Put scores and comments a person entered into written.csv, each change one cell ({"score": float | None}
+    and/or {"comment": str} for a (submission, question)), and republish. Everything is read from disk first, so a row
     saved meanwhile (another tab, a spreadsheet) is kept; a score given clears the row's check."""
     with entering():
         record = require_record(folder)
@@ -510,13 +517,13 @@ def enter_scores(folder: Path, changes: dict[tuple[str, str], dict[str, Any]]) -
         for key, change in changes.items():
             if key not in current:
                 raise UsageError(f"{folder} has no answer of {key[0]!r} to {key[1]}")
-            entry = entered.get(key) or Entered(key[0], key[1], None, "", "", "", 0, folder / WRITTEN)
+            entry = entered.get(key) or Entered(key[0], key[1], None, "", "", "", "", 0, folder / WRITTEN)
             if "score" in change:
                 score = change["score"]
                 where = f"{key[0]!r} {key[1]}"
                 score = parse_score(format_score(score), current[key]["max_score"], where)
                 entry = replace(entry, score=score, answer=current[key].get("answer", ""), check="")
-            if "note" in change:
-                entry = replace(entry, note=str(change["note"]))
+            if "comment" in change:
+                entry = replace(entry, comment=str(change["comment"]))
             entered[key] = entry
         return publish(folder, record, {key[0] for key in changes}, list(entered.values()))

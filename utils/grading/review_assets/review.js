@@ -149,9 +149,9 @@ function card(group, index, q) {
     el("label", { for: `item-${index}-${item.id}`, text: `${n + 1}. ${item.text} (${signed(item.points)})` }),
   ])));
   const note = el("textarea", {
-    id: `note-${index}`, rows: 2, onchange: (event) => saveGroup(index, { note: event.target.value }),
+    id: `note-${index}`, rows: 2, onchange: (event) => saveGroup(index, { comment: event.target.value }),
   });
-  note.value = group.note;
+  note.value = group.comment;
   return el("article", { class: isCurrent ? "card current" : "card", "aria-labelledby": `answer-${index}`,
                          "aria-current": isCurrent ? "true" : null, "data-index": index }, [
     heading, near,
