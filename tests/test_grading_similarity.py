@@ -1,6 +1,6 @@
 """The similarity report (utils/grading/similarity.py): planted copies among generated lab 1 submissions rank above
 every pair of honest ones, what the lab gave everyone does not count, student text is escaped, and no grade
-changes. The class generator is tests/similarity_class.py."""
+changes. The class generator is tests/similarity_class.py (pytest puts tests/ on the import path)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,28 @@ import io
 import json
 import random
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from similarity_class import Class, honest, make_class, write_class
 
-from similarity_class import Class, honest, make_class, write_class  # noqa: E402
-
-from utils.grading.cli import main  # noqa: E402
-from utils.grading.gradebook import collect_submissions  # noqa: E402
-from utils.grading.notebook import parse_lab  # noqa: E402
-from utils.grading.scores import require_record  # noqa: E402
-from utils.grading.similarity import (ALL_CODE, PAGE, SOURCES, TABLE, build_report, code_tokens,  # noqa: E402
-                                      load_sources, render_report_page, write_report)
+from utils.grading.cli import main
+from utils.grading.gradebook import collect_submissions
+from utils.grading.notebook import parse_lab
+from utils.grading.scores import require_record
+from utils.grading.similarity import (
+    ALL_CODE,
+    PAGE,
+    SOURCES,
+    TABLE,
+    build_report,
+    code_tokens,
+    load_sources,
+    render_report_page,
+    write_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LABS, SOLUTIONS = ROOT / "labs", ROOT / "solutions"
@@ -101,6 +107,31 @@ def test_the_stub_and_the_labs_code_do_not_make_pairs_alike(tmp_path):
     sources = load_sources(tmp_path / "out")
     unfiltered = build_report(require_record(tmp_path / "out"), {**sources, "released": []})
     assert kept < 0.3 < max(p.score for p in _section(unfiltered, ALL_CODE).pairs)
+
+
+HELPER = """
+
+def show(table, ids):
+    for i in ids:
+        print(i, table.weight[i].tolist())
+    print("rows:", table.num_embeddings, "dims:", table.embedding_dim, "padding:", table.padding_idx)
+    return {i: table.weight[i].norm().item() for i in ids}
+"""
+
+
+def test_code_most_of_the_class_shares_is_not_a_copy(tmp_path):
+    # Code from the lecture that every student pasted below each answer is everyone's, not evidence of copying.
+    klass = make_class(12, 0, seed=6)
+    write_class(klass, tmp_path / "subs", tmp_path / "out")
+    for path in (tmp_path / "subs").glob("*.ipynb"):
+        submission = json.loads(path.read_text(encoding="utf-8"))
+        for cell in submission["cells"]:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "").startswith("q"):
+                cell["source"] += HELPER
+        path.write_text(json.dumps(submission), encoding="utf-8")
+    lab = parse_lab("lab1", SOLUTIONS / "lab1" / "lab1.ipynb")
+    report = write_report(tmp_path / "out", collect_submissions([tmp_path / "subs"]), lab, LABS, SOLUTIONS)
+    assert _section(report, ALL_CODE).pairs[0].score < 0.7  # 0.8 if the shared helper counted
 
 
 def test_unfilled_stubs_are_not_compared(tmp_path):

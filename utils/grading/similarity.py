@@ -21,10 +21,11 @@ import io
 import json
 import keyword
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Indel
@@ -339,9 +340,9 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
     """Rank the pairs of every question: the code cells in `sources` (if any) and the record's written answers."""
     report = Report(record.lab, [])
     if sources is None:
-        report.notes.append(f"Only the written answers were compared: the folder does not keep the code of the "
-                            f"answer cells. Run `course-grading similarity OUT SUBMISSION...` with the files that "
-                            f"were graded to compare the code too.")
+        report.notes.append("Only the written answers were compared: the folder does not keep the code of the "
+                            "answer cells. Run `course-grading similarity OUT SUBMISSION...` with the files that "
+                            "were graded to compare the code too.")
         sources = {"released": [], "code": {}, "tested_by": {}, "unread": {}}
     shared = shared_hashes(sources["released"])
     for gid, answers in sources["code"].items():
