@@ -395,11 +395,11 @@ summary { cursor: pointer; }
 """
 
 
-def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Overlapping or touching character spans joined, in order."""
+def _merge_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans joined where they overlap or only spaces part them (a dropped comment or docstring stays unmarked)."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
+        if merged and (start <= merged[-1][1] or not text[merged[-1][1]:start].strip()):
             merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
         else:
             merged.append((start, end))
@@ -409,19 +409,16 @@ def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 def marked(text: str, spans: list[tuple[int, int]]) -> str:
     """`text` escaped, with the spans in <mark>."""
     parts, done = [], 0
-    for start, end in _merge_spans(spans):
+    for start, end in _merge_spans(text, spans):
         parts += [html.escape(text[done:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
         done = end
     return "".join(parts) + html.escape(text[done:])
 
 
 def code_spans(answer: CodeAnswer, common: set[int]) -> list[tuple[int, int]]:
-    """The characters of the code covered by the fingerprints it shares with the other answer."""
-    spans = []
-    for h in common:
-        for position in answer.prints[h]:
-            spans.append((answer.tokens[position][1], answer.tokens[position + K - 1][2]))
-    return spans
+    """The tokens of the code covered by the fingerprints it shares with the other answer."""
+    covered = {position + i for h in common for position in answer.prints[h] for i in range(K)}
+    return [answer.tokens[i][1:] for i in sorted(covered)]
 
 
 def text_spans(a: str, b: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -460,11 +457,14 @@ def _section_html(report: Report, section: Section, index: int) -> str:
              + f"; score: {what}.</p>"]
     if not shown:
         return "".join(parts) + "<p>No pair has anything in common beyond what the lab gave everyone.</p></section>"
+    code = section.kind == "code"
     rows = "".join(f"<tr><td>{p.rank}</td><td>{html.escape(p.a)}</td><td>{html.escape(p.b)}</td>"
-                   f"<td class=\"score\">{p.score:.0%}</td></tr>" for p in shown)
+                   f"<td class=\"score\">{p.score:.0%}</td>" + (f"<td class=\"score\">{p.shared}</td>" if code else "")
+                   + "</tr>" for p in shown)
     parts.append(f"<table><thead><tr><th scope=\"col\">Rank</th><th scope=\"col\">Submission</th>"
-                 f"<th scope=\"col\">Submission</th><th scope=\"col\">Score</th></tr></thead><tbody>{rows}</tbody>"
-                 f"</table>")
+                 f"<th scope=\"col\">Submission</th><th scope=\"col\">Score</th>"
+                 + ("<th scope=\"col\">Shared fingerprints</th>" if code else "")
+                 + f"</tr></thead><tbody>{rows}</tbody></table>")
     if section.question != ALL_CODE:
         parts.extend(_side_by_side(report, section, p) for p in shown)
     return "".join(parts) + "</section>"
