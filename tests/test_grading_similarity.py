@@ -16,6 +16,7 @@ import pytest
 
 from similarity_class import Class, honest, make_class, write_class
 
+from utils.grading import similarity
 from utils.grading.cli import main
 from utils.grading.gradebook import collect_submissions
 from utils.grading.notebook import parse_lab
@@ -35,6 +36,8 @@ from utils.grading.similarity import (
 ROOT = Path(__file__).resolve().parents[1]
 LABS, SOLUTIONS = ROOT / "labs", ROOT / "solutions"
 WRITTEN = ("w1_min_freq", "w2_unseen_rows")
+#: Seconds the report may take on 60 and on 200 submissions (book/labs.md states them).
+LIMIT_60, LIMIT_200 = 15, 60
 
 
 def _report(klass: Class, tmp_path: Path):
@@ -72,7 +75,7 @@ def test_planted_copies_rank_above_every_honest_pair(tmp_path, capsys):
     assert honest_best < 0.8  # the generator's honest students differ, as real ones do
     with capsys.disabled():
         print(f"\nsimilarity report, 60 submissions: {seconds:.2f} s")
-    assert seconds < 15
+    assert seconds < LIMIT_60
 
 
 def test_two_hundred_submissions_scale(tmp_path, capsys):
@@ -81,7 +84,7 @@ def test_two_hundred_submissions_scale(tmp_path, capsys):
     _assert_copies_first(report, klass)
     with capsys.disabled():
         print(f"\nsimilarity report, 200 submissions: {seconds:.2f} s")
-    assert seconds < 60
+    assert seconds < LIMIT_200
 
 
 def test_renames_reordering_comments_and_layout_do_not_hide_a_copy():
@@ -203,6 +206,13 @@ def test_without_the_code_only_written_answers_are_compared(tmp_path):
     assert "Only the written answers were compared" in page
     assert "All code cells together" not in page
     assert main(["similarity", str(tmp_path / "nowhere")]) == 2
+
+
+def test_the_labs_page_states_what_the_code_does():
+    page = " ".join((ROOT / "book" / "labs.md").read_text(encoding="utf-8").split())
+    assert "### Answers that look copied" in page
+    assert similarity.COMMON_SHARE == 0.5 and "more than half of the class share" in page
+    assert f"require under {LIMIT_60} and {LIMIT_200} seconds" in page
 
 
 @pytest.mark.parametrize("broken", ["def f(:\n    return [", "x = '''never closed\n", "\tif x:\n  y\n"])
