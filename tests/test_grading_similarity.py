@@ -198,6 +198,19 @@ def test_cli_writes_the_report_and_changes_no_grade(tmp_path, capsys):
     assert {name: (out / name).read_bytes() for name in grades} == grades
 
 
+def test_a_huge_answer_is_cut_and_a_file_not_graded_is_named(tmp_path):
+    klass = make_class(6, 1, seed=7)
+    a, b = klass.planted[0]
+    klass.students[a].text["w2_unseen_rows"] += " padding" * 5000
+    write_class(klass, tmp_path / "subs", tmp_path / "out")
+    (tmp_path / "subs" / "latecomer.ipynb").write_text((tmp_path / "subs" / f"{b}.ipynb").read_text())
+    lab = parse_lab("lab1", SOLUTIONS / "lab1" / "lab1.ipynb")
+    report = write_report(tmp_path / "out", collect_submissions([tmp_path / "subs"]), lab, LABS, SOLUTIONS)
+    assert f"{a} w2_unseen_rows: only the first {similarity.MAX_ANSWER:,} of" in " ".join(report.notes)
+    assert "latecomer: code not compared: given, but not graded into this folder" in report.notes
+    assert len(render_report_page(tmp_path / "out")) < 20 * similarity.MAX_ANSWER
+
+
 def test_without_the_code_only_written_answers_are_compared(tmp_path):
     klass = make_class(10, 1, seed=4)
     write_class(klass, tmp_path / "subs", tmp_path / "out")

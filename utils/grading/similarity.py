@@ -45,6 +45,8 @@ COMMON_SHARE = 0.5
 MIN_FINGERPRINTS, MIN_TEXT = 4, 40
 #: Highlighted text passages shorter than this many characters are chance (a shared word or two).
 MIN_TEXT_RUN = 12
+#: Characters of an answer compared and shown: a longer one (a pasted data dump) is cut, with a note.
+MAX_ANSWER = 20_000
 #: Pairs kept per question in the page and in the CSV.
 SHOWN, LISTED = 10, 50
 ALL_CODE = "all code"
@@ -269,7 +271,8 @@ def read_code(record: Record, lab: Lab, submissions: list[Submission]) -> tuple[
     """
     files = {s.name: s for s in submissions}
     code: dict[str, dict[str, str]] = {gid: {} for i, gid in lab.student_cells() if lab.kinds[i] == "solution"}
-    unread: dict[str, str] = {}
+    unread: dict[str, str] = {name: "given, but not graded into this folder" for name in files
+                              if name not in record.results}
     for name in sorted(record.results):
         if name not in files:
             unread[name] = "no file of this name among the submissions given (moved or deleted?)"
@@ -293,7 +296,7 @@ def save_sources(out: Path, record: Record, lab: Lab, submissions: list[Submissi
     code, unread = read_code(record, lab, submissions)
     tested_by = {gid: [q.id for q in lab.questions if gid in q.depends_on] for gid in code}
     sources = {"lab": record.lab, "released": released_texts(record.lab, labs, solutions), "code": code,
-               "tested_by": tested_by, "unread": unread}
+               "cells": list(code), "tested_by": tested_by, "unread": unread}
     atomic_write(out / SOURCES, json.dumps(sources, indent=1, sort_keys=True) + "\n")
     return sources
 
@@ -345,8 +348,9 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
                             "were graded to compare the code too.")
         sources = {"released": [], "code": {}, "tested_by": {}, "unread": {}}
     shared = shared_hashes(sources["released"])
-    for gid, answers in sources["code"].items():
-        report.code[gid] = {name: fingerprint(text, shared) for name, text in answers.items()}
+    for gid in sources.get("cells", sorted(sources["code"])):
+        report.code[gid] = {name: fingerprint(_cut(text, f"{name} {gid}", report), shared)
+                            for name, text in sources["code"][gid].items()}
         drop_common(report.code[gid])
     if report.code:
         compared = len({name for answers in report.code.values() for name in answers})
@@ -358,8 +362,8 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
         report.sections.append(Section(gid, "code", f"{gid} (code; tested by {tested})",
                                        ranked(code_pairs(gid, answers), keep), len(answers), short))
     for question in (q["id"] for q in record.questions if q["kind"] == "written"):
-        answers = {name: q["answer"] for name, result in record.results.items() for q in result["questions"]
-                   if q["question"] == question and q.get("answer")}
+        answers = {name: _cut(q["answer"], f"{name} {question}", report) for name, result in record.results.items()
+                   for q in result["questions"] if q["question"] == question and q.get("answer")}
         report.text[question] = answers
         short = sum(len(normal_text(t)) < MIN_TEXT for t in answers.values())
         report.sections.append(Section(question, "text", f"{question} (written answer)",
@@ -367,6 +371,13 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
     for name, why in sorted(sources["unread"].items()):
         report.notes.append(f"{name}: code not compared: {why}")
     return report
+
+
+def _cut(text: str, what: str, report: Report) -> str:
+    """An answer's first MAX_ANSWER characters (noted when it is longer)."""
+    if len(text) > MAX_ANSWER:
+        report.notes.append(f"{what}: only the first {MAX_ANSWER:,} of {len(text):,} characters were compared")
+    return text[:MAX_ANSWER]
 
 
 def table_text(report: Report) -> str:
