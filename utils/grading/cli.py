@@ -214,7 +214,8 @@ def _add_similarity(commands) -> None:
             "(question, submissions, score, rank; the question 'all code' ranks all code cells together) and "
             "OUT/similarity.json (the code read from the submissions, which the review page's tab shows). Only reads the grades. The folder keeps the written answers but "
             "not the code: give the submissions that were graded (the same arguments as `grade`) to compare the "
-            "code; without them, the code kept by an earlier run is used, or only the written answers."))
+            "code; without them, the code kept by an earlier run is used, or only the written answers."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     similarity.add_argument("folder", type=Path, metavar="OUT", help="a grading output folder")
     similarity.add_argument("submissions", nargs="*", type=Path, metavar="SUBMISSION",
                             help="the notebooks, folders or LMS archives that were graded into OUT")

@@ -230,8 +230,9 @@ def text_pairs(question: str, answers: dict[str, str]) -> list[Pair]:
 
 
 def ranked(pairs: list[Pair], keep: int) -> list[Pair]:
-    """The `keep` closest pairs, closest first (ties by names, so the order is the same on every run)."""
-    pairs = sorted(pairs, key=lambda p: (-p.score, p.a, p.b))[:keep]
+    """The `keep` closest pairs, closest first; among equal scores, the pair sharing more code first (more
+    evidence), then by names, so the order is the same on every run."""
+    pairs = sorted(pairs, key=lambda p: (-p.score, -p.shared, p.a, p.b))[:keep]
     for rank, pair in enumerate(pairs, start=1):
         pair.rank = rank
     return pairs
