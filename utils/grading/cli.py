@@ -212,9 +212,10 @@ def _add_similarity(commands) -> None:
             "(winnowed fingerprints, as MOSS does), written answers with rapidfuzz.",
             "Writes OUT/similarity.html (the pairs side by side, the shared parts marked), OUT/similarity.csv "
             "(question, submissions, score, rank; the question 'all code' ranks all code cells together) and "
-            "OUT/similarity.json (the code read from the submissions, which the review page's tab shows). Only reads the grades. The folder keeps the written answers but "
-            "not the code: give the submissions that were graded (the same arguments as `grade`) to compare the "
-            "code; without them, the code kept by an earlier run is used, or only the written answers."),
+            "OUT/similarity.json (the code read from the submissions, which the review page's tab shows). Only "
+            "reads the grades. The folder keeps the written answers but not the code: give the submissions that "
+            "were graded (the same arguments as `grade`) to compare the code; without them, the code kept by an "
+            "earlier run is used, or only the written answers."),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     similarity.add_argument("folder", type=Path, metavar="OUT", help="a grading output folder")
     similarity.add_argument("submissions", nargs="*", type=Path, metavar="SUBMISSION",

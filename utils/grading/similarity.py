@@ -65,8 +65,8 @@ def code_tokens(source: str) -> list[tuple[str, int, int]]:
     '0' for a number; keywords, builtins, operators and punctuation as written. Code the tokenizer cannot finish
     (a syntax error) keeps the tokens before the error."""
     starts = [0]
-    for line in source.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
+    for line in source.split("\n"):  # the lines as io.StringIO.readline cuts them (only at \n)
+        starts.append(starts[-1] + len(line) + 1)
     found: list[tuple[int, str, int, int]] = []
     depth = 0  # inside an f-string (Python 3.12 tokenizes its parts)
     try:
@@ -101,10 +101,13 @@ def _kept_name(name: str) -> bool:
 
 def _alone(found: list[tuple[int, str, int, int]], i: int) -> bool:
     """Whether the string at `i` is a statement by itself (a docstring): a line start before it, a line end after."""
-    before = next((k for k, *_ in reversed(found[:i]) if k not in (tokenize.COMMENT, tokenize.NL)), tokenize.NEWLINE)
-    after = next((k for k, *_ in found[i + 1:] if k != tokenize.COMMENT), tokenize.NEWLINE)
-    return before in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) and after in (tokenize.NEWLINE,
-                                                                                       tokenize.ENDMARKER)
+    before, after = i - 1, i + 1
+    while before >= 0 and found[before][0] in (tokenize.COMMENT, tokenize.NL):
+        before -= 1
+    while after < len(found) and found[after][0] == tokenize.COMMENT:
+        after += 1
+    starts = before < 0 or found[before][0] in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    return starts and (after == len(found) or found[after][0] in (tokenize.NEWLINE, tokenize.ENDMARKER))
 
 
 def _hash(gram: Iterable[str]) -> int:
@@ -119,8 +122,8 @@ def kgram_hashes(tokens: list[tuple[str, int, int]]) -> list[int]:
 
 
 def winnow(hashes: list[int]) -> dict[int, list[int]]:
-    """Robust winnowing (Schleimer, Wilkerson and Aiken, 2003): the smallest hash of every window, rightmost on
-    ties, as {hash: the k-gram positions where it was chosen}."""
+    """Winnowing (Schleimer, Wilkerson and Aiken, 2003): the smallest hash of every window of WINDOW k-grams,
+    rightmost on ties, as {hash: the k-gram positions where it was chosen}."""
     chosen: dict[int, list[int]] = {}
     last = -1
     for start in range(max(len(hashes) - WINDOW + 1, 1 if hashes else 0)):
@@ -397,7 +400,7 @@ th, td { border: 1px solid #bbb; padding: 0.3rem 0.6rem; text-align: left; verti
 th { background: #f0f0f0; }
 td.score { text-align: right; font-variant-numeric: tabular-nums; }
 .sides { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
-.sides h4 { margin: 0.3rem 0; overflow-wrap: anywhere; }
+.sides h3 { font-size: 1rem; margin: 0.3rem 0; overflow-wrap: anywhere; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f7f7f7; border: 1px solid #ddd; padding: 0.5rem;
       margin: 0; font-family: ui-monospace, monospace; font-size: 0.85rem; }
 mark { background: #ffd54f; color: #000; }
@@ -453,7 +456,7 @@ def _side_by_side(report: Report, section: Section, pair: Pair) -> str:
         a, b = report.text[section.question][pair.a], report.text[section.question][pair.b]
         left, right = text_spans(a, b)
         texts = [(pair.a, " ".join(a.split()), left), (pair.b, " ".join(b.split()), right)]
-    columns = "".join(f"<div><h4>{html.escape(name)}</h4><pre>{marked(text, spans)}</pre></div>"
+    columns = "".join(f"<div><h3>{html.escape(name)}</h3><pre>{marked(text, spans)}</pre></div>"
                       for name, text, spans in texts)
     return (f"<details><summary>{pair.rank}. {html.escape(pair.a)} and {html.escape(pair.b)}: "
             f"{pair.score:.0%}</summary><div class=\"sides\">{columns}</div></details>")
