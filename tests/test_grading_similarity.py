@@ -135,6 +135,8 @@ def test_code_most_of_the_class_shares_is_not_a_copy(tmp_path):
     lab = parse_lab("lab1", SOLUTIONS / "lab1" / "lab1.ipynb")
     report = write_report(tmp_path / "out", collect_submissions([tmp_path / "subs"]), lab, LABS, SOLUTIONS)
     assert _section(report, ALL_CODE).pairs[0].score < 0.7  # 0.8 if the shared helper counted
+    assert all(s.common >= 5 for s in report.sections if s.kind == "code" and s.question != ALL_CODE)
+    assert "fingerprints that more than half share left out" in (tmp_path / "out" / PAGE).read_text()
 
 
 def test_unfilled_stubs_are_not_compared(tmp_path):

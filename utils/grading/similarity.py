@@ -330,6 +330,7 @@ class Section:
     pairs: list[Pair]
     compared: int
     too_short: int = 0
+    common: int = 0
 
 
 @dataclass
@@ -352,10 +353,11 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
                             "were graded to compare the code too.")
         sources = {"released": [], "code": {}, "tested_by": {}, "unread": {}}
     shared = shared_hashes(sources["released"])
+    common: dict[str, int] = {}
     for gid in sources.get("cells", sorted(sources["code"])):
         report.code[gid] = {name: fingerprint(_cut(text, f"{name} {gid}", report), shared)
                             for name, text in sources["code"][gid].items()}
-        drop_common(report.code[gid])
+        common[gid] = len(drop_common(report.code[gid]))
     if report.code:
         compared = len({name for answers in report.code.values() for name in answers})
         report.sections.append(Section(ALL_CODE, "code", "All code cells together", ranked(
@@ -364,7 +366,7 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
         tested = ", ".join(sources["tested_by"].get(gid, [])) or "no test"
         short = sum(len(a.prints) < MIN_FINGERPRINTS for a in answers.values())
         report.sections.append(Section(gid, "code", f"{gid} (code; tested by {tested})",
-                                       ranked(code_pairs(gid, answers), keep), len(answers), short))
+                                       ranked(code_pairs(gid, answers), keep), len(answers), short, common[gid]))
     for question in (q["id"] for q in record.questions if q["kind"] == "written"):
         answers = {name: _cut(q["answer"], f"{name} {question}", report) for name, result in record.results.items()
                    for q in result["questions"] if q["question"] == question and q.get("answer")}
@@ -469,6 +471,7 @@ def _section_html(report: Report, section: Section, index: int) -> str:
     parts = [f"<section id=\"q{index}\"><h2>{html.escape(section.title)}</h2>",
              f"<p class=\"note\">{section.compared} answers compared"
              + (f" ({section.too_short} too short to judge)" if section.too_short else "")
+             + (f"; {section.common} fingerprints that more than half share left out" if section.common else "")
              + f"; score: {what}.</p>"]
     if not shown:
         return "".join(parts) + "<p>No pair has anything in common beyond what the lab gave everyone.</p></section>"
