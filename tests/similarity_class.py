@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from utils.grading.notebook import cell_source, nbgrader_meta
+from utils.grading.notebook import cell_source, nbgrader_meta, parse_lab
 from utils.grading.scores import Record, publish
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "lab1" / "lab1.ipynb"
@@ -371,10 +371,8 @@ def write_class(klass: Class, folder: Path, out: Path) -> None:
     """Each submission as a notebook file in `folder`, and a grading output folder `out` whose record holds the
     written answers (as `grade` records them) and whose CSVs `publish` wrote."""
     folder.mkdir(parents=True, exist_ok=True)
-    questions = [{"id": q, "points": p, "kind": k} for q, p, k in
-                 [("q1_tests", 3.0, "test"), ("w1_min_freq", 1.0, "written"), ("q2_tests", 2.0, "test"),
-                  ("q3_tests", 2.0, "test"), ("q4_tests", 2.0, "test"), ("q5_tests", 1.0, "test"),
-                  ("q6_tests", 2.0, "test"), ("w2_unseen_rows", 1.0, "written")]]
+    lab = parse_lab("lab1", LAB.parents[2] / "solutions" / "lab1" / "lab1.ipynb")
+    questions = [{"id": q.id, "points": q.points, "kind": q.kind} for q in lab.questions]
     results = {}
     for name, student in klass.students.items():
         (folder / f"{name}.ipynb").write_text(json.dumps(notebook(student), indent=1), encoding="utf-8")
@@ -382,7 +380,7 @@ def write_class(klass: Class, folder: Path, out: Path) -> None:
                  "message": ""} if q["kind"] == "test" else
                 {"question": q["id"], "score": 0.0, "max_score": q["points"], "status": "needs-reading",
                  "message": student.text[q["id"]], "answer": student.text[q["id"]]} for q in questions]
-        results[name] = {"status": "needs-reading", "message": "", "score": 11.0, "max_score": 14.0,
+        results[name] = {"status": "needs-reading", "message": "", "score": 0.0, "max_score": lab.max_score,
                          "questions": rows, "id": "", "late": False, "settings": "test"}
     record = Record("lab1", questions, None, sorted(results), sorted(results), results)
     out.mkdir(parents=True, exist_ok=True)
