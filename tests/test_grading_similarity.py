@@ -200,6 +200,16 @@ def test_cli_writes_the_report_and_changes_no_grade(tmp_path, capsys):
     assert first[0] not in {n for answers in load_sources(out)["code"].values() for n in answers}
     assert {name: (out / name).read_bytes() for name in grades} == grades
 
+    # The folder graded again, with one more submission, after the code was read: the page says so.
+    record = require_record(out)
+    record.results["newcomer"] = record.results[klass.planted[1][0]]
+    record.save(out)
+    later = (out / SOURCES).stat().st_mtime + 1
+    os.utime(out / "grading.json", (later, later))  # file times may be as coarse as a clock tick
+    page = render_report_page(out)
+    assert "graded again after the code was read" in page
+    assert "newcomer: code not compared: graded after `similarity` read the submissions" in page
+
 
 def test_a_huge_answer_is_cut_and_a_file_not_graded_is_named(tmp_path):
     klass = make_class(6, 1, seed=7)

@@ -32,7 +32,7 @@ from rapidfuzz.distance import Indel
 
 from utils.grading.gradebook import Submission
 from utils.grading.notebook import Lab, cell_source, read_notebook
-from utils.grading.scores import Record, UsageError, atomic_write, csv_text, require_record
+from utils.grading.scores import RECORD, Record, UsageError, atomic_write, csv_text, require_record
 from utils.grading.submission import parse_submission, read_submission, student_answers
 
 SOURCES, PAGE, TABLE = "similarity.json", "similarity.html", "similarity.csv"
@@ -266,15 +266,17 @@ def _strings(value: Any) -> list[str]:
     return [text for item in items for text in _strings(item)]
 
 
-def read_code(record: Record, lab: Lab, submissions: list[Submission]) -> tuple[dict[str, dict[str, str]],
+def read_code(record: Record, lab: Lab, submissions: list[Submission]) -> tuple[dict[str, dict[str, str]], list[str],
                                                                                 dict[str, str]]:
-    """({answer cell: {submission: code}}, {submission: why its code was not read}) for the graded submissions.
+    """({answer cell: {submission: code}}, the submissions read, {submission: why its code was not read}) for the
+    graded submissions.
 
     Answers left as the released stub are not compared. A graded submission whose file is not among those given
     (moved, deleted, or another list passed) is named, never silently skipped.
     """
     files = {s.name: s for s in submissions}
     code: dict[str, dict[str, str]] = {gid: {} for i, gid in lab.student_cells() if lab.kinds[i] == "solution"}
+    read: list[str] = []
     unread: dict[str, str] = {name: "given, but not graded into this folder" for name in files
                               if name not in record.results}
     for name in sorted(record.results):
@@ -287,20 +289,21 @@ def read_code(record: Record, lab: Lab, submissions: list[Submission]) -> tuple[
             unread[name] = message
             continue
         answers = student_answers(lab, notebook)
+        read.append(name)
         for index, gid in lab.student_cells():
             source = answers.get(index)
             if gid in code and source is not None and source.strip():
                 code[gid][name] = source
-    return code, unread
+    return code, read, unread
 
 
 def save_sources(out: Path, record: Record, lab: Lab, submissions: list[Submission], labs: Path,
                  solutions: Path) -> dict[str, Any]:
     """Read the code answers and what the lab gave everyone, and keep them in OUT/similarity.json."""
-    code, unread = read_code(record, lab, submissions)
+    code, read, unread = read_code(record, lab, submissions)
     tested_by = {gid: [q.id for q in lab.questions if gid in q.depends_on] for gid in code}
     sources = {"lab": record.lab, "released": released_texts(record.lab, labs, solutions), "code": code,
-               "cells": list(code), "tested_by": tested_by, "unread": unread}
+               "cells": list(code), "tested_by": tested_by, "read": read, "unread": unread}
     atomic_write(out / SOURCES, json.dumps(sources, indent=1, sort_keys=True) + "\n")
     return sources
 
@@ -376,6 +379,10 @@ def build_report(record: Record, sources: dict[str, Any] | None, keep: int = LIS
                                        ranked(text_pairs(question, answers), keep), len(answers), short))
     for name, why in sorted(sources["unread"].items()):
         report.notes.append(f"{name}: code not compared: {why}")
+    if "read" in sources:
+        for name in sorted(set(record.results) - set(sources["read"]) - set(sources["unread"])):
+            report.notes.append(f"{name}: code not compared: graded after `similarity` read the submissions (run "
+                                f"it again with them)")
     return report
 
 
@@ -509,19 +516,29 @@ def page_html(report: Report) -> str:
 
 def render_report_page(out: Path) -> str:
     """The similarity report of a grading output folder, as a complete HTML page (the review page's tab)."""
-    return page_html(build_report(require_record(out), load_sources(out)))
+    return page_html(folder_report(out))
+
+
+def folder_report(out: Path) -> Report:
+    """The report from what the folder holds: its record and the code an earlier `similarity` run kept, with a
+    note when the folder was graded again since (that copy of the code may be out of date)."""
+    report = build_report(require_record(out), load_sources(out))
+    kept = out / SOURCES
+    if kept.is_file() and (out / RECORD).stat().st_mtime_ns > kept.stat().st_mtime_ns:
+        report.notes.insert(0, "The folder was graded again after the code was read: run `course-grading "
+                               "similarity OUT SUBMISSION...` again if submissions changed.")
+    return report
 
 
 def write_report(out: Path, submissions: list[Submission] | None, lab: Lab | None, labs: Path,
                  solutions: Path) -> Report:
     """Compare the folder's answers (reading the code from `submissions` when given, else from what an earlier
     run kept) and write OUT/similarity.html and OUT/similarity.csv. The grades are only read."""
-    record = require_record(out)
     if submissions is not None and lab is not None:
-        sources = save_sources(out, record, lab, submissions, labs, solutions)
+        record = require_record(out)
+        report = build_report(record, save_sources(out, record, lab, submissions, labs, solutions))
     else:
-        sources = load_sources(out)
-    report = build_report(record, sources)
+        report = folder_report(out)
     atomic_write(out / PAGE, page_html(report))
     atomic_write(out / TABLE, table_text(report))
     return report
