@@ -211,7 +211,59 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of solution labs, for the questions and model answers (default: %(default)s)")
     review.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     review.add_argument("--no-browser", action="store_true", help="print the address without opening a browser")
+    _add_similarity(commands)
     return parser
+
+
+def _add_similarity(commands) -> None:
+    """The `similarity` subcommand's arguments."""
+    similarity = commands.add_parser(
+        "similarity", help="rank the pairs of submissions whose answers look alike (changes no grade)",
+        description=_paragraphs(
+            "For each question of a graded lab, rank the pairs of submissions whose answer code or written text "
+            "is closest, leaving out what the released lab gave everyone (stubs, its own code, hints) and code "
+            "most of the class shares. Code is compared on tokens with names and literals replaced by their kind "
+            "(winnowed fingerprints, as MOSS does), written answers with rapidfuzz.",
+            "Writes OUT/similarity.html (the pairs side by side, the shared parts marked), OUT/similarity.csv "
+            "(question, submissions, score, rank; the question 'all code' ranks all code cells together) and "
+            "OUT/similarity.json (the code read from the submissions, which the review page's tab shows). Only "
+            "reads the grades. The folder keeps the written answers but not the code: give the submissions that "
+            "were graded (the same arguments as `grade`) to compare the code; without them, the code kept by an "
+            "earlier run is used, or only the written answers."),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    similarity.add_argument("folder", type=Path, metavar="OUT", help="a grading output folder")
+    similarity.add_argument("submissions", nargs="*", type=Path, metavar="SUBMISSION",
+                            help="the notebooks, folders or LMS archives that were graded into OUT")
+    similarity.add_argument("--solutions", type=Path, default=Path("solutions"),
+                            help="folder of solution labs (default: %(default)s)")
+    similarity.add_argument("--labs", type=Path, default=Path("labs"),
+                            help="folder of released labs, whose stubs and code are left out (default: %(default)s)")
+    similarity.add_argument("--top", type=_positive(int), default=3, help="pairs printed per question (default: 3)")
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    """The similarity subcommand."""
+    from utils.grading.scores import require_record
+    from utils.grading.similarity import PAGE, TABLE, write_report
+
+    out = args.folder
+    lab, submissions = None, None
+    if args.submissions:
+        record = require_record(out)
+        labs = find_labs(_solutions_folder(args.solutions))
+        if record.lab not in labs:
+            raise UsageError(f"{out} holds {record.lab}, which {args.solutions} does not have")
+        lab = parse_lab(record.lab, labs[record.lab])
+        submissions = submissions_to_grade(args.submissions, lab.name)
+    report = write_report(out, submissions, lab, args.labs, args.solutions)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for section in report.sections:
+        print(f"{section.title}: {section.compared} answers")
+        for pair in section.pairs[:args.top]:
+            print(f"  {pair.rank}. {pair.score:4.0%}  {pair.a}  {pair.b}")
+    print(f"wrote {out / PAGE} and {out / TABLE}; no grade was changed")
+    return 0
 
 
 def _solutions_folder(path: Path) -> Path:
@@ -362,7 +414,8 @@ def _review(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"release": _release, "grade": _grade, "merge": _merge, "export": _export, "review": _review}
+COMMANDS = {"release": _release, "grade": _grade, "merge": _merge, "export": _export, "review": _review,
+            "similarity": _similarity}
 
 
 def main(argv: list[str] | None = None) -> int:
