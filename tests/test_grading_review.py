@@ -260,11 +260,12 @@ def test_nothing_is_written_outside_the_output_folder(server, tmp_path):
                                                                 "summary.csv", "feedback", "rubric.json"}
 
 
-def test_the_similarity_tab_says_when_there_is_no_report(server):
+def test_the_similarity_tab_shows_the_report_and_leads_back(server):
     status, page, headers = request(server, "GET", "/similarity")
     assert status == 200 and "<script" not in headers["Content-Security-Policy"]
     assert "script-src" not in headers["Content-Security-Policy"]  # no script runs in the report's page
-    assert "Similarity" in page
+    assert "Answers that look alike" in page and "Back to the written answers" in page
+    assert f"token={server.token}" in page  # the way back keeps the token
 
 
 def test_export_refuses_unscored_answers_then_exports_the_scores_entered(tmp_path, capsys):

@@ -256,7 +256,7 @@ def similarity_page(folder: Path, back: str) -> str:
                 "<style>body { font: 16px/1.45 system-ui, sans-serif; margin: 1rem 1.2rem; }</style></head>"
                 f"<body><main><h1>Similarity</h1><p>The similarity report is not available in this version of the "
                 f"grader.</p><p><a href=\"{escape(back)}\">Back to the written answers</a></p></main></body></html>\n")
-    return render_report_page(folder)
+    return render_report_page(folder, back)
 
 
 class ReviewServer(ThreadingHTTPServer):

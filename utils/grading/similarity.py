@@ -495,15 +495,18 @@ def _section_html(report: Report, section: Section, index: int) -> str:
     return "".join(parts) + "</section>"
 
 
-def page_html(report: Report) -> str:
-    """The report as one self-contained page: inline style, no script, nothing loaded from elsewhere."""
+def page_html(report: Report, back: str | None = None) -> str:
+    """The report as one self-contained page: inline style, no script, nothing loaded from elsewhere (with a link
+    `back` to the review page when it is that page's tab)."""
     lab = html.escape(report.lab)
     contents = "".join(f"<li><a href=\"#q{i}\">{html.escape(s.title)}</a></li>" for i, s in enumerate(report.sections))
     notes = "".join(f"<li>{html.escape(note)}</li>" for note in report.notes)
     body = "".join(_section_html(report, s, i) for i, s in enumerate(report.sections))
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-            f"<title>Similar answers: {lab}</title><style>{_STYLE}</style></head><body><main>"
+            f"<title>Similar answers: {lab}</title><style>{_STYLE}</style></head><body>"
+            + (f"<nav aria-label=\"Review\"><a href=\"{html.escape(back)}\">Back to the written answers</a></nav>"
+               if back else "") + "<main>"
             f"<h1>Answers that look alike: {lab}</h1>"
             f"<p>For each question, the pairs of submissions whose answers are closest, closest first. What the "
             f"released lab gave everyone (the stubs, its own code, the hints) is left out, and so is code that more "
@@ -514,9 +517,10 @@ def page_html(report: Report) -> str:
             + f"<nav aria-label=\"Questions\"><ul>{contents}</ul></nav>{body}</main></body></html>\n")
 
 
-def render_report_page(out: Path) -> str:
-    """The similarity report of a grading output folder, as a complete HTML page (the review page's tab)."""
-    return page_html(folder_report(out))
+def render_report_page(out: Path, back: str | None = None) -> str:
+    """The similarity report of a grading output folder, as a complete HTML page (the review page's tab, whose
+    address is `back`)."""
+    return page_html(folder_report(out), back)
 
 
 def folder_report(out: Path) -> Report:
