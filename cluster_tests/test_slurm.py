@@ -33,7 +33,7 @@ from utils.grading.release import release_all
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "book" / "labs.md"
 SECTION = "### A class of thousands: grading in shards"
-DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel")
+TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 LAB, SHARDS, FAILING = "labdemo", 3, 2
 FIXTURES = ROOT / "tests" / "fixtures" / "grading" / "solutions"
 TABLES = ("grades.csv", "summary.csv", "written.csv")
@@ -126,6 +126,7 @@ class Slurm:
 
 
 def done(tasks: dict[str, dict[str, str]]) -> bool:
+    """Whether every task has ended (or waits on a dependency that can never be satisfied)."""
     return all(t["JobState"] not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING") or
                t.get("Reason") == "DependencyNeverSatisfied" for t in tasks.values())
 
@@ -158,9 +159,8 @@ def slurm_conf(folder: Path, socket_path: Path) -> str:
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "MpiDefault=none", "MailProg=/bin/true",
         "JobAcctGatherType=jobacct_gather/none", "AccountingStorageType=accounting_storage/none",
         "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "ReturnToService=2",
-        # the node claims what the page's tasks ask for (2 CPUs and 6G each), for the three tasks to run side by side
-        # as on three nodes: config_overrides makes slurmd report the configured node, and CR_Core does not count
-        # memory
+        # The node claims what the page's three tasks ask for (2 CPUs and 6G each), so that they run side by side as
+        # on three nodes: config_overrides makes slurmd report the configured node; CR_Core does not count memory.
         "SlurmdParameters=config_overrides",
         f"NodeName=localhost CPUs={2 * SHARDS} RealMemory={max(memory_mb(), 8192)} State=UNKNOWN",
         "PartitionName=course Nodes=localhost Default=YES MaxTime=INFINITE State=UP", ""])
@@ -219,7 +219,7 @@ def slurm():
     """munged, slurmctld and slurmd started for this module, stopped (and their folder removed) whatever happens."""
     if os.geteuid() != 0:
         pytest.skip("starting munged, slurmctld and slurmd needs root (make test-cluster as root, e.g. in CI)")
-    missing = [name for name in DAEMONS if not shutil.which(name)]
+    missing = [name for name in TOOLS if not shutil.which(name)]
     if missing:
         pytest.skip(f"Slurm or MUNGE is not installed (no {', '.join(missing)}): run `make slurm` as root")
     folder = Path(tempfile.mkdtemp(prefix="course-slurm-"))
