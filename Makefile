@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 # Optional: an index that serves a CPU-only torch (README, "The two commands"); empty: torch as pip finds it.
 TORCH_INDEX ?=
 
-.PHONY: help install book test test-fast test-utils test-notebooks test-labs test-book test-edition test-browser release lab grade student bench clean browser sandbox assets pdf format format-check
+.PHONY: help install book test test-fast test-utils test-notebooks test-labs test-book test-edition test-browser test-cluster release lab grade student bench clean browser sandbox slurm assets pdf format format-check
 
 help:
 	@echo "make book   - set up .venv (once) and build the website into _build/html"
@@ -68,6 +68,13 @@ sandbox:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap libseccomp2; \
 	  else echo "error: grading needs bubblewrap and libseccomp: run 'sudo apt-get install -y bubblewrap libseccomp2'"; exit 1; fi; }
 
+# Debian's Slurm (controller, node daemon, client commands) and MUNGE, for cluster_tests/: the test starts its own
+# one-node Slurm as root from a configuration in a temporary folder (no systemd, nothing in /etc is used).
+slurm:
+	@{ command -v slurmctld && command -v slurmd && command -v sbatch && command -v munged && command -v mungekey; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurmctld slurmd slurm-client munge; \
+	  else echo "error: the cluster test needs Slurm and MUNGE: run 'sudo apt-get install -y slurmctld slurmd slurm-client munge'"; exit 1; fi; }
+
 # make test runs everything, two stages at a time on two cores: the book build (then the edition and the browser
 # tests, which need it) beside the unit tests and the labs. make test-fast: only what needs neither npm nor Chromium.
 # In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.
@@ -92,6 +99,10 @@ test-book: $(STAMP) $(VENDOR)
 # and last chapter run there (edition_tests/; timings in _build/edition-timings.txt).
 test-edition: test-book
 	$(BIN)/python -m pytest tests/test_student_edition.py edition_tests -q
+
+# The labs page's Slurm recipe run on a Slurm the test starts on this machine (as root; skipped otherwise).
+test-cluster: $(STAMP) sandbox slurm
+	$(BIN)/python -m pytest cluster_tests -q
 
 test-browser: test-book browser
 	$(BIN)/python -m pytest browser_tests -q  # screenshots go to _build/screenshots/
