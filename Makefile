@@ -76,10 +76,10 @@ slurm:
 	  else echo "error: the cluster test needs Slurm and MUNGE: run 'sudo apt-get install -y slurmctld slurmd slurm-client munge'"; exit 1; fi; }
 
 # make test runs everything, two stages at a time on two cores: the book build (then the edition and the browser
-# tests, which need it) beside the unit tests and the labs. make test-fast: only what needs neither npm nor Chromium.
+# tests, which need it) beside the unit tests, the labs and the cluster test (a real Slurm). make test-fast: only what needs neither npm nor Chromium.
 # In make test the chapters run once, in the book build (a cell that fails fails the build); nbval runs the labs.
-test: sandbox browser $(STAMP) $(VENDOR)
-	$(MAKE) --no-print-directory -j 2 test-book test-utils test-labs test-edition test-browser
+test: sandbox browser slurm $(STAMP) $(VENDOR)
+	$(MAKE) --no-print-directory -j 2 test-book test-utils test-labs test-cluster test-edition test-browser
 test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox

@@ -408,3 +408,13 @@ def test_real_labs_solution_full_marks_released_zero(lab, tmp_path):
         if cell["cell_type"] == "code":
             tagged = "raises-exception" in cell["metadata"].get("tags", [])
             assert tagged == (records[cell["id"]]["status"] != "ok"), f"cell {cell['id']}: tag raises-exception={tagged}"
+
+
+def test_an_out_that_is_a_file_is_refused_with_the_reason(graded, tmp_path, capsys):
+    """A file where the output folder should go (a typo, a Slurm task's shard path taken) is a usage error that says
+    so, before anything is graded, never a traceback."""
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    assert main(["grade", "--lab", "labdemo", "--solutions", str(FIXTURES), "--out", str(taken), "--quiet",
+                 str(graded["submissions"])]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and taken.read_text() == "not a folder"

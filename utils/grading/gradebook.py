@@ -152,6 +152,8 @@ class Gradebook:
         """Load or start the folder's record and list `submissions` in it (saved before grading starts, so an
         interrupted run leaves a folder that says what is missing). Refuses a folder of another lab or shard,
         and a written.csv that cannot be read (before anything is graded)."""
+        if self.out.exists() and not self.out.is_dir():
+            raise UsageError(f"--out {self.out} is a file, not a folder: give a new folder or a grading output folder")
         record = load_record(self.out, upgrade=True)
         questions = [{"id": q.id, "points": q.points, "kind": q.kind} for q in self.lab.questions]
         if record is None:
