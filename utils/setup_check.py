@@ -27,7 +27,7 @@ from utils.data import DATA_PACKAGES  # noqa: E402 (after the allocator choice: 
 LIBRARIES: dict[str, str] = {
     "torch": "torch", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": "scipy",
     "sklearn": "scikit-learn", "gensim": "gensim", "matplotlib": "matplotlib", "plotly": "plotly", "tqdm": "tqdm",
-    "ipywidgets": "ipywidgets",
+    "ipywidgets": "ipywidgets", "threadpoolctl": "threadpoolctl",
 }
 #: Shown when everything is there.
 READY = "The course's library and data are installed."
