@@ -51,15 +51,21 @@ def test_a_labs_modules_are_closed_under_imports_and_cover_its_setup(lab):
     for module in allowed:
         needed = {m for m, _ in _utils_imports((ROOT / "utils" / f"{module}.py").read_text())}
         assert needed <= set(allowed), f"{lab}: utils.{module} imports {sorted(needed - set(allowed))}"
-    demo = {use for use in DEMO_USES.get(lab, ())}
     for source, meta in _lab_cells(lab):
         if meta.get("grade") or meta.get("solution"):
             continue  # test cells run in the grader's harness; answers are the student's
         source = re.sub(r"(?m)^\s*[%!].*$", "", source)
         for module, name in _utils_imports(source):
             assert module in allowed, f"{lab}'s setup imports utils.{module}, which {lab} may not use"
-            assert name not in allowed[module] or f"{module}.{name}" in demo, (
-                f"{lab}'s setup imports utils.{module}.{name}, which the lab disables")
+            assert name not in allowed[module], (
+                f"{lab}'s setup or demonstration imports utils.{module}.{name}, which answers one of its questions: "
+                "use the student's own function")
+
+
+def test_no_demonstration_keeps_an_answer_of_the_library():
+    """Labs 1 and 2 once kept utils.text.Vocab and utils.one_hot.one_hot_lookup for their demonstration cells."""
+    assert DEMO_USES == {}
+    assert "Vocab" in LAB_LIBRARY["lab1"]["text"] and "one_hot" not in LAB_LIBRARY["lab2"]
 
 
 #: Per lab, answers that delegate to the course library: each must fail in the library the grader mounts.
@@ -71,8 +77,11 @@ ATTACKS = {
     "lab5": ["from utils.transfer import align_embeddings", "from utils.pretraining import sgns_loss_and_gradients"],
     "lab4": ["from utils.similarity import cosine_similarity\ncosine_similarity([[1.0]])",
              "from utils.similarity import spearman\nspearman([1, 2], [1, 2])"],
-    "lab2": ["from utils.one_hot import count_vectors\ncount_vectors(None, None, 3)"],
-    "lab1": ["from utils.similarity import nearest_neighbours"],
+    "lab2": ["from utils.one_hot import count_vectors\ncount_vectors(None, None, 3)",
+             "from utils.one_hot import one_hot_lookup\none_hot_lookup(None, None)"],
+    "lab1": ["from utils.similarity import nearest_neighbours",
+             "from utils.text import Vocab, tokenize\nVocab(tokenize('a b'))",
+             "import utils.text\nutils.text.Vocab(['a'])"],
     "lab3": ["import importlib\nimportlib.import_module('utils.grading')", "import utils.transfer"],
 }
 

@@ -69,6 +69,20 @@ LAB2 = {
     "rows-from-largest-id": '''    grad = torch.zeros(int(flat_ids.max()) + 1, dim, dtype=upstream.dtype).index_add_(0, flat_ids, flat_up)''' + LAB2_PAD,
     "padding-ignored": '''    return torch.zeros(num_rows, dim, dtype=upstream.dtype).index_add_(0, flat_ids, flat_up)''',
     "always-float32": '''    grad = torch.zeros(num_rows, dim).index_add_(0, flat_ids, flat_up.float())''' + LAB2_PAD,
+    # Autograd in disguise: right numbers in floating point, but the question asks for the gradient by hand.
+    "autograd-backward": '''    table = torch.zeros(num_rows, dim, dtype=upstream.dtype, requires_grad=True)
+    F.embedding(ids, table, padding_idx=padding_idx).backward(upstream)
+    return table.grad''',
+    "autograd-grad": '''    table = torch.zeros(num_rows, dim, dtype=upstream.dtype, requires_grad=True)
+    return torch.autograd.grad(F.embedding(ids, table, padding_idx=padding_idx), table, upstream)[0]''',
+    "autograd-one-hot-product": '''    table = torch.zeros(num_rows, dim, dtype=upstream.dtype, requires_grad=True)
+    (F.one_hot(flat_ids, num_rows).to(upstream.dtype) @ table).backward(flat_up)
+    grad = table.grad''' + LAB2_PAD,
+    "functional-vjp": '''    table = torch.zeros(num_rows, dim, dtype=upstream.dtype)
+    return torch.autograd.functional.vjp(lambda w: F.embedding(ids, w, padding_idx=padding_idx), table, upstream)[1]''',
+    "func-vjp-through-float64": '''    table = torch.zeros(num_rows, dim, dtype=torch.float64)
+    _, pull = torch.func.vjp(lambda w: F.embedding(ids, w, padding_idx=padding_idx), table)
+    return pull(upstream.to(torch.float64))[0].to(upstream.dtype)''',
 }
 
 LAB3_HEAD = '''def predict_padded_mean(means, lengths, padded_length, pad_vector):
@@ -153,9 +167,13 @@ def test_each_new_question_has_five_wrong_answers(lab):
     assert len(NEW_QUESTIONS[lab][3]) - 1 >= 5
 
 
-#: Graded by the real grader (one run): the correct answer, one wrong answer the visible checks catch and one only
-#: the hidden checks catch. Lab 3 because its other cells are the quickest to run.
-GRADED = ("lab3", ["correct", "sign-error", "longest-text-as-length"])
+#: Graded by the real grader (one run): the correct answer, one wrong answer the visible checks catch, two that
+#: use autograd (the grader runs the answer in another process, so the checks' torch.no_grad() must reach it there)
+#: and one only the hidden checks catch; "library-lookup" also answers Question 2 with the course library's version.
+GRADED = ("lab2", ["correct", "sign-error", "autograd-backward", "func-vjp-through-float64", "transposed-batch"])
+LIBRARY_LOOKUP = """def one_hot_lookup(ids, weight):
+    from utils.one_hot import one_hot_lookup as library
+    return library(ids, weight)"""
 
 
 def test_the_grader_agrees_with_the_in_process_verdicts(tmp_path):
@@ -166,9 +184,14 @@ def test_the_grader_agrees_with_the_in_process_verdicts(tmp_path):
     subs.mkdir()
     for name in names:
         (subs / f"{name}.ipynb").write_text(json.dumps(with_answer(released, answer_id, head + bodies[name])))
+    delegating = with_answer(with_answer(released, answer_id, head + bodies["correct"]), "q2_one_hot_lookup", LIBRARY_LOOKUP)
+    (subs / "library-lookup.ipynb").write_text(json.dumps(delegating))
     assert main(["grade", "--lab", lab, "--out", str(out), "--jobs", "2", "--timeout", "120", "--quiet", str(subs)]) == 0
-    rows = {r["submission"]: r for r in read_csv(out / "grades.csv") if r["question"] == test_id}
+    grades = read_csv(out / "grades.csv")
+    rows = {r["submission"]: r for r in grades if r["question"] == test_id}
     assert rows["correct"]["status"] == "passed" and float(rows["correct"]["score"]) == float(rows["correct"]["max_score"])
     for name in names:
         in_process = verdict_of(lab, head + bodies[name])
         assert (rows[name]["status"] == "passed") == (in_process == "passed"), (name, rows[name], in_process)
+    library = next(r for r in grades if r["submission"] == "library-lookup" and r["question"] == "q2_tests")
+    assert float(library["score"]) == 0 and "utils.one_hot" in library["message"], library

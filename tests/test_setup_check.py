@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -63,3 +64,14 @@ def test_glue_shows_the_value_without_myst_nb(monkeypatch, capsys):
     glue("accuracy", 0.75)
     glue("hidden", 1, display=False)
     assert capsys.readouterr().out == "0.75\n"
+
+
+def test_arrow_reserves_no_gigabyte_before_a_lab_loads_its_data():
+    """Lab 6 died in the grader (2 GB per process) because Arrow's allocator reserved 1 GB of address space."""
+    code = ("from utils.setup_check import check_course\nimport pyarrow\nfrom utils.data import load_glove\n"
+            "load_glove(max_words=1000)\nprint(pyarrow.default_memory_pool().backend_name)\n"
+            "print(next(l for l in open('/proc/self/status') if l.startswith('VmData')).split()[1])")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    backend, data_kb = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      env=env).stdout.split()
+    assert backend == "system" and int(data_kb) < 1_000_000, (backend, data_kb)

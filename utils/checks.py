@@ -19,7 +19,7 @@ from typing import Any, Callable
 #: (disabled while the lab is graded). Modules not listed are not available to the lab at all.
 LAB_LIBRARY: dict[str, dict[str, tuple[str, ...]]] = {
     "lab1": {"data": (), "reproducibility": (), "text": ("Vocab",)},
-    "lab2": {"data": (), "reproducibility": (), "text": (), "one_hot": ("one_hot_lookup", "count_vectors")},
+    "lab2": {"data": (), "reproducibility": (), "text": ()},  # not utils.one_hot: it answers Questions 2 and 5
     "lab3": {"data": (), "models": (), "reproducibility": (), "text": (), "training": ()},
     "lab4": {"data": (), "models": (), "reproducibility": (), "text": (), "training": (),
              "similarity": ("cosine_similarity", "nearest_neighbours", "spearman", "word_similarity_correlation")},
@@ -30,12 +30,9 @@ LAB_LIBRARY: dict[str, dict[str, tuple[str, ...]]] = {
 }
 for _modules in LAB_LIBRARY.values():  # every lab may use the labs' own helpers: these self-checks, the hints, the setup check
     _modules.update({"checks": (), "hints": (), "setup_check": ()})
-#: Names of LAB_LIBRARY that a lab's own demonstration cells call, so they stay usable in the sandbox (the visible
-#: check `own_work` still refuses them in an answer).
-DEMO_USES: dict[str, tuple[str, ...]] = {
-    "lab1": ("text.Vocab",),
-    "lab2": ("one_hot.one_hot_lookup",),
-}
+#: Names of LAB_LIBRARY that a lab's own demonstration cells may call although they answer a question: none, the
+#: demonstrations use the student's own functions. (Empty rather than gone while utils.grading.sandbox reads it.)
+DEMO_USES: dict[str, tuple[str, ...]] = {}
 
 
 def _library_uses(function: Any) -> set[str]:

@@ -4,6 +4,10 @@ One call, `check_course()`, at the top of each notebook. It installs the data pa
 Python that runs the notebook, with pip, as the student edition's README would) and then says what it installed;
 for a missing Python library it says which and how to install it. Every message a student sees about the
 environment is worded here, once.
+
+Importing this module also makes Arrow (pandas' Parquet reader) allocate with the system's malloc: its own allocator
+reserves about a gigabyte of address space up front, which the grader's per-process memory limit counts as used.
+It must happen before pyarrow is first imported, which is why it is done here, at the top of every notebook.
 """
 
 from __future__ import annotations
@@ -11,16 +15,19 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import subprocess
 import sys
 
-from utils.data import DATA_PACKAGES
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read once, when pyarrow is first loaded
+
+from utils.data import DATA_PACKAGES  # noqa: E402 (after the allocator choice: utils.data loads pyarrow)
 
 #: Libraries the labs and chapters import: module name -> the name pip knows it by.
 LIBRARIES: dict[str, str] = {
     "torch": "torch", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": "scipy",
     "sklearn": "scikit-learn", "gensim": "gensim", "matplotlib": "matplotlib", "plotly": "plotly", "tqdm": "tqdm",
-    "ipywidgets": "ipywidgets",
+    "ipywidgets": "ipywidgets", "threadpoolctl": "threadpoolctl",
 }
 #: Shown when everything is there.
 READY = "The course's library and data are installed."
