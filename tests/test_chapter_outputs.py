@@ -3,8 +3,9 @@
 tests/test_chapter_cells.py reads the chapters' source; this file reads what the book build executed
 (`_build/jupyter_execute/book/*.ipynb`, written by `jupyter-book build`), so it also catches what the source cannot
 tell: a cell whose last expression is a plain number, array or object repr, and a count that became a float
-on its way to the page (`18907.0`), be it printed, shown in a table or glued into the text. It runs after the
-book build (`make test-edition`); without a build it skips and says why.
+on its way to the page (`18907.0`), be it printed, shown in a table or glued into the text unformatted (a glued
+value that the text formats, as in `{glue:text}`words:,d``, shows as the format says). It runs after the book build
+(`make test-edition`); without a build it skips and says why.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ BARE_VALUE = re.compile(
 #: A whole number of at least 100 written with a fractional part of zeros (`18907.0`, `1,095.000`): a count
 #: that went through a float. Percentages (`100.0%`) are rates, not counts.
 FLOAT_COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{3,})\.0+(?![\d%])")
+#: A glue role in the text, with the format it applies (none: the value's repr is shown as it is).
+GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`(\w+)(:[^`]*)?`")
 
 
 def executed(chapter: Path) -> dict:
@@ -50,12 +53,20 @@ def stray_outputs(notebook: dict) -> list[str]:
     return found
 
 
+def unformatted_glue(notebook: dict) -> set[str]:
+    """The glued names that the text shows at least once without a format (as their repr)."""
+    markdown = "".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    return {name for name, spec in GLUE_ROLE.findall(markdown) if not spec}
+
+
 def float_counts(notebook: dict) -> list[str]:
-    """Each whole number of 100 or more shown as a float: printed, in a shown table, or glued into the text."""
-    found = []
+    """Each whole number of 100 or more shown as a float: printed, in a shown table, or glued into the text as is."""
+    found, shown_as_is = [], unformatted_glue(notebook)
     for number, cell in enumerate(notebook["cells"], start=1):
         for output in cell.get("outputs", []):
             glued = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if glued and glued not in shown_as_is:
+                continue
             if output["output_type"] == "stream":
                 texts = [output["text"]]
             else:
@@ -79,8 +90,9 @@ def test_counts_are_shown_as_integers(chapter: Path) -> None:
     assert not found, f"{chapter.name}: " + "; ".join(found)
 
 
-def _notebook(*outputs: dict) -> dict:
-    return {"cells": [{"cell_type": "code", "source": "", "outputs": list(outputs)}]}
+def _notebook(*outputs: dict, text: str = "") -> dict:
+    markdown = {"cell_type": "markdown", "source": text}
+    return {"cells": [{"cell_type": "code", "source": "", "outputs": list(outputs)}, markdown]}
 
 
 def _result(text: str, **more: str) -> dict:
@@ -118,7 +130,10 @@ def test_the_count_check_finds_float_counts_wherever_they_are_shown() -> None:
     }
     printed = {"output_type": "stream", "name": "stdout", "text": "1,095.0 tokens; 18,907 types"}
     table = _result("       count\nbad  21.000\ngood  1234.000", **{"text/html": "<table></table>"})
-    assert float_counts(_notebook(glued)) == ["cell 1: 18907.0 glued as vocab_types"]
+    assert float_counts(_notebook(glued, text="{glue:text}`vocab_types` types")) == [
+        "cell 1: 18907.0 glued as vocab_types"
+    ]
+    assert float_counts(_notebook(glued, text="{glue:text}`vocab_types:,.0f` types")) == []
     assert float_counts(_notebook(printed)) == ["cell 1: 1,095.0 shown"]
     assert float_counts(_notebook(table)) == ["cell 1: 1234.000 shown"]
     fine = {"output_type": "stream", "name": "stdout", "text": "18,907 types, 100.0% covered, accuracy 0.767, 12.5 s"}
