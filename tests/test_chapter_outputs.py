@@ -23,6 +23,8 @@ CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]-*.ipynb"))
 #: A last-expression value shown as nothing but text that is a bare value: a number, a string, a tuple or
 #: list, a NumPy or PyTorch scalar or array, or an object's default repr (`<matplotlib.legend.Legend at ...>`).
 #: Tables (a Series' text ends with its dtype), figures and widgets come with other data, or do not match.
+#: A cell that shows a value on purpose (chapter 1 shows what an embedding lookup returns) carries the tag below.
+DELIBERATE = "show-value"
 BARE_VALUE = re.compile(
     r"""^\s*(np\.\w+\(|array\(|tensor\(|<[\w.]+( object)? at 0x|<\w+:|[-+]?(\d|\.\d|nan\b|inf\b)|True$|False$|['"(\[])"""
 )
@@ -44,6 +46,8 @@ def stray_outputs(notebook: dict) -> list[str]:
     """Each code cell whose shown value (its `execute_result`) is a bare value rather than a table or a figure."""
     found = []
     for number, cell in enumerate(notebook["cells"], start=1):
+        if DELIBERATE in cell.get("metadata", {}).get("tags", []):
+            continue
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if output["output_type"] == "execute_result" and set(data) == {"text/plain"}:
@@ -117,7 +121,10 @@ def test_the_stray_check_tells_values_from_tables(text: str, stray: bool) -> Non
     assert bool(stray_outputs(_notebook(_result(text)))) == stray
 
 
-def test_a_figure_or_an_html_table_is_never_stray() -> None:
+def test_a_figure_an_html_table_or_a_tagged_display_is_never_stray() -> None:
+    tagged = _notebook(_result("tensor([1.5410, -0.2934])"))
+    tagged["cells"][0]["metadata"] = {"tags": [DELIBERATE]}
+    assert not stray_outputs(tagged)
     assert not stray_outputs(_notebook(_result("<Figure size 640x480 with 1 Axes>", **{"image/png": "..."})))
     assert not stray_outputs(_notebook(_result("0.5", **{"text/html": "<table></table>"})))
 
