@@ -84,7 +84,7 @@ test-fast: test-utils test-notebooks
 
 test-utils: $(STAMP) sandbox
 	$(BIN)/python -m utils.grading release --check
-	$(BIN)/python -m pytest tests -q --durations=15 --ignore=tests/test_student_edition.py  # that one reads the book build: test-edition
+	$(BIN)/python -m pytest tests -q --durations=15 --ignore=tests/test_student_edition.py --ignore=tests/test_chapter_outputs.py  # these read the book build: test-edition
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest --nbval -q -n 2 --dist loadfile book labs solutions
@@ -98,7 +98,7 @@ test-book: $(STAMP) $(VENDOR)
 # The student edition built from the book build, installed into a fresh venv as its README says, its labs and first
 # and last chapter run there (edition_tests/; timings in _build/edition-timings.txt).
 test-edition: test-book
-	$(BIN)/python -m pytest tests/test_student_edition.py edition_tests -q
+	$(BIN)/python -m pytest tests/test_student_edition.py tests/test_chapter_outputs.py edition_tests -q
 
 # The labs page's Slurm recipe run on a Slurm the test starts on this machine (as root; skipped otherwise).
 test-cluster: $(STAMP) sandbox slurm
