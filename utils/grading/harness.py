@@ -8,9 +8,10 @@ process, and nothing the student's code does there (patched comparisons, hooks, 
 how a test runs here: a test passes when its code runs to its end in this process.
 
 `serve` is a small fork server: it runs the lab's first setup cells once, then forks a fresh child per
-submission, so every submission starts from the same trusted state without paying for the setup again. Children
-are forked ahead of their job and start their sandbox and run the lab's setup cells in it while the previous
-submission is graded: no student code has run in that sandbox yet, so warming it up early is safe.
+submission, so every submission starts from the same trusted state without paying for the setup again. The student's
+side does the same: a zygote (utils.grading.zygote) runs the setup cells once in a sandbox, and each child's worker is
+forked from it into fresh namespaces of its own. Children are forked ahead of their job and get their worker while
+the previous submission is graded: no student code has run in it yet, so warming it up early is safe.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from utils.grading import codec
 from utils.grading.notebook import Lab, cell_source, parse_lab
 from utils.grading.release import stub_solution
 from utils.grading.sandbox import HOME, Limits, Sandbox
+from utils.grading.zygote import Zygote, ZygoteFailure
 
 Status = Literal["ok", "error", "timeout", "died"]
 
@@ -401,21 +403,33 @@ class JobOptions:
     library: str
 
 
+def job_limits(options: JobOptions) -> Limits:
+    """The sandbox limits of one submission."""
+    return Limits(memory=options.memory, processes=options.processes, disk=options.disk, output=options.output_limit)
+
+
 class StudentProcess:
     """The sandboxed worker of one submission; restartable (state is lost, the caller replays)."""
 
-    def __init__(self, options: JobOptions) -> None:
-        self.options = options
+    def __init__(self, options: JobOptions, zygote: Zygote | None = None) -> None:
+        self.options, self.zygote = options, zygote
         self.sandbox: Any = None
         self.link: Link | None = None
         self.description = ""
 
-    def start(self) -> None:
-        """Start a fresh worker in a fresh sandbox."""
+    def start(self) -> bool:
+        """Start a fresh worker in a fresh sandbox: forked from the zygote (True: the lab's setup cells have run in
+        it), or, without a zygote or when it fails, started from nothing (False)."""
+        if self.zygote is not None:
+            try:
+                self.sandbox, sock = self.zygote.fork(job_limits(self.options))
+            except ZygoteFailure as error:
+                print(f"grading without the zygote for this worker: {error}", file=sys.stderr)
+            else:
+                self.link = Link(sock, self.death)
+                return True
         mine, theirs = socket.socketpair()
-        limits = Limits(memory=self.options.memory, processes=self.options.processes, disk=self.options.disk,
-                        output=self.options.output_limit)
-        self.sandbox = Sandbox(limits, Path(self.options.library), enabled=self.options.sandbox)
+        self.sandbox = Sandbox(job_limits(self.options), Path(self.options.library), enabled=self.options.sandbox)
         self.sandbox.__enter__()
         try:
             self.sandbox.start([sys.executable, "-c", WORKER_SOURCE, str(theirs.fileno()), str(self.options.memory)],
@@ -423,6 +437,7 @@ class StudentProcess:
         finally:
             theirs.close()
         self.link = Link(mine, self.death)
+        return False
 
     def death(self) -> str:
         """How the worker ended (waits a moment for it to exit)."""
@@ -493,12 +508,16 @@ def new_namespace() -> dict[str, Any]:
 class LabRun:
     """Grades one submission: the worker runs setup and answer cells, this process runs the tests."""
 
-    def __init__(self, lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int) -> None:
+    def __init__(self, lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int,
+                 zygote: Zygote | None = None) -> None:
         self.lab, self.options = lab, options
         self.namespace, self.prefix = namespace, prefix
         self.answers: dict[int, str | None] = {}
-        self.student = StudentProcess(options)
+        self.student = StudentProcess(options, zygote)
+        #: Cells that succeeded after the setup (replayed after a restart), and the setup cells a worker not forked
+        #: from the zygote must run first.
         self.replay: list[str] = []
+        self.setup = setup_sources(lab, prefix)
         self.restarts = 0
         self.answer_names: list[str] = []
         self.records: list[dict[str, Any]] = []
@@ -546,8 +565,8 @@ class LabRun:
             if self.restarts > self.options.max_restarts:
                 raise _TooManyRestarts()
             self.student.stop()
-            self.student.start()
-            replay, self.replay = self.replay, []
+            preloaded = self.student.start()
+            replay, self.replay = ([] if preloaded else self.setup) + self.replay, []
             for position, source in enumerate(replay):
                 outcome = self.run_worker(source)
                 if outcome.status in ("timeout", "died"):
@@ -557,9 +576,17 @@ class LabRun:
                 return
 
     def warm(self) -> None:
-        """Start the student's process and run the lab's setup cells in it: no answer is needed for that yet."""
-        self.student.start()
+        """Start the student's process with the lab's setup cells run in it (by the zygote, or here): no answer is
+        needed for that yet."""
+        if self.student.start():
+            for index in range(self.prefix):
+                cell = self.lab.cells[index]
+                record = {"index": index, "id": cell.get("id"), "kind": self.lab.kinds[index]}
+                self.records.append(record | ({"status": "ok", "ename": "", "evalue": "", "seconds": 0.0, "death": ""}
+                                              if cell.get("cell_type") == "code" else {"status": "not-run"}))
+            return
         self.run_cells(range(self.prefix))
+        self.replay = []  # the setup cells (self.setup) are replayed first when a restart needs them
 
     def finish(self, answers: dict[int, str | None]) -> tuple[list[dict[str, Any]], bool]:
         """Run the answer, test and remaining cells; one record per cell, and whether the restart limit stopped it."""
@@ -609,6 +636,11 @@ class LabRun:
         return outcome
 
 
+def setup_sources(lab: Lab, prefix: int) -> list[str]:
+    """The sources of the lab's setup code cells (those before the first answer)."""
+    return [cell_source(c) for c in lab.cells[:prefix] if c.get("cell_type") == "code"]
+
+
 def first_answer_cell(lab: Lab) -> int:
     """Index of the first solution cell (the setup cells before it are the same for every submission)."""
     return min((i for i, k in enumerate(lab.kinds) if k == "solution"), default=len(lab.cells))
@@ -647,16 +679,21 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
     except BaseException as error:  # reported to the grader, which reports it as a grader error
         out.write(json.dumps({"event": "failed", "error": f"{type(error).__name__}: {error}"}) + "\n")
         return
+    zygote = start_zygote(lab, prefix, options)
     out.write(json.dumps({"event": "ready"}) + "\n")
     waiting: list[tuple[int, int]] = []  # (pid, write end of its job pipe), oldest (warmest) first
     children: dict[int, int] = {}  # pid -> job number
 
     def spawn() -> None:
+        nonlocal zygote
+        if zygote is not None and not zygote.alive():  # it died (it runs no student code: a fault of the host)
+            zygote.stop()
+            zygote = start_zygote(lab, prefix, options)
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(write)
-            _child(lab, options, namespace, prefix, read)
+            _child(lab, options, namespace, prefix, read, zygote)
         os.close(read)
         waiting.append((pid, write))
 
@@ -706,6 +743,23 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
     for pid in [*children, *(p for p, _ in waiting)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    if zygote is not None:
+        zygote.stop()
+
+
+def start_zygote(lab: Lab, prefix: int, options: JobOptions) -> Zygote | None:
+    """The zygote of this run, with the lab's setup cells run in it; None without the sandbox (a plain process
+    cannot make namespaces everywhere) or when it fails (said in the log: each worker then starts from nothing)."""
+    if not options.sandbox:
+        return None
+    try:
+        zygote = Zygote([sys.executable, "-c", WORKER_SOURCE], worker_env(), job_limits(options),
+                        Path(options.library))
+        zygote.setup(setup_sources(lab, prefix), options.timeout * max(1, prefix))
+    except (ZygoteFailure, OSError) as error:
+        print(f"grading without a zygote: {error}", file=sys.stderr)
+        return None
+    return zygote
 
 
 def _read_job(fd: int) -> dict[str, Any] | None:
@@ -719,14 +773,15 @@ def _read_job(fd: int) -> dict[str, Any] | None:
     return json.loads(data)
 
 
-def _child(lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int, jobs: int) -> None:
+def _child(lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int, jobs: int,
+           zygote: Zygote | None) -> None:
     """A forked child: warm up, wait for a job, grade it, write the result file, and exit (never returns)."""
     code, run, warming, job = 0, None, None, None
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        run = LabRun(lab, options, namespace, prefix)
+        run = LabRun(lab, options, namespace, prefix, zygote)
         try:
             run.warm()
         except BaseException as error:  # reported with the job it was meant for
