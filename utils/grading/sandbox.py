@@ -261,10 +261,53 @@ def delegate_v2(folder: Path) -> Path | None:
     return folder if set(CONTROLLERS) <= set(enabled) else None
 
 
+#: Seconds systemd may take to put the scope's process into its cgroup.
+SCOPE_TIMEOUT = 10.0
+
+
+def _cgroup_v2_of(pid: int) -> str | None:
+    """A process's cgroup v2 path ('/user.slice/...'), None when it is gone or has none."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), None)
+
+
+def systemd_scope(mountinfo: list[str]) -> Path | None:
+    """A cgroup v2 folder delegated to this user by systemd, for hosts that delegate that way: a transient scope
+    (`systemd-run [--user] --scope -p Delegate=yes`) around a placeholder process that lives as long as this one
+    (it waits for the end of a pipe only this process holds), prepared by delegate_v2; None when systemd-run is
+    missing or refuses (no user manager, no delegation)."""
+    run = shutil.which("systemd-run")
+    if run is None:
+        return None
+    unit = f"grading-{os.getpid()}-{secrets.token_hex(4)}.scope"
+    try:
+        holder = subprocess.Popen(
+            [run, *([] if os.geteuid() == 0 else ["--user"]), "--scope", "--quiet", "--collect", "-p", "Delegate=yes",
+             "--unit", unit, "--", sys.executable, "-c", "import sys; sys.stdin.buffer.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+    deadline = time.monotonic() + SCOPE_TIMEOUT
+    while (path := _cgroup_v2_of(holder.pid)) is None or not path.endswith("/" + unit):
+        if holder.poll() is not None or time.monotonic() > deadline:
+            holder.kill()
+            holder.wait()
+            return None
+        time.sleep(0.02)
+    creator = os.getpid()
+    atexit.register(lambda: os.getpid() == creator and (holder.stdin.close(), holder.wait()))
+    folder = _v2_folder({"": path}, mountinfo)
+    return delegate_v2(folder) if folder is not None else None
+
+
 @lru_cache(maxsize=1)
 def cgroup_folders() -> dict[str, Path]:
     """Where each sandbox's cgroup for each controller of CONTROLLERS is made: cgroup v1 folders where this process
-    may create cgroups, else one delegated cgroup v2 folder for both; {} when neither (rlimits then)."""
+    may create cgroups, else one delegated cgroup v2 folder for both (this process's own cgroup, or a transient
+    systemd scope delegated to it); {} when none (rlimits then)."""
     try:
         own, mountinfo = _own_cgroups()
     except (OSError, ValueError):
@@ -273,6 +316,8 @@ def cgroup_folders() -> dict[str, Path]:
         return folders
     folder = _v2_folder(own, mountinfo)
     parent = delegate_v2(folder) if folder is not None else None
+    if parent is None and folder is not None:
+        parent = systemd_scope(mountinfo)
     return {c: parent for c in CONTROLLERS} if parent is not None else {}
 
 
