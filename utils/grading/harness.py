@@ -523,8 +523,9 @@ class LabRun:
         self.records: list[dict[str, Any]] = []
         self.stopped = False
 
-    def run_worker(self, source: str) -> Outcome:
-        """Run a cell in the student's process; keep it for replay if it succeeded."""
+    def run_worker(self, source: str, keep: bool = True) -> Outcome:
+        """Run a cell in the student's process; keep it for replay if it succeeded (and `keep`: setup cells are
+        replayed from self.setup)."""
         link, start = self.student.link, time.monotonic()
         link.deadline = start + self.options.timeout
         try:
@@ -539,7 +540,8 @@ class LabRun:
             if isinstance(error, StudentDied):
                 return Outcome("died", seconds=seconds, death=error.death)
             return Outcome("error", error.student_type, str(error.args[0]) if error.args else "", seconds)
-        self.replay.append(source)
+        if keep:
+            self.replay.append(source)
         return Outcome("ok", seconds=seconds)
 
     def run_here(self, source: str, label: str) -> Outcome:
@@ -565,12 +567,12 @@ class LabRun:
             if self.restarts > self.options.max_restarts:
                 raise _TooManyRestarts()
             self.student.stop()
-            preloaded = self.student.start()
-            replay, self.replay = ([] if preloaded else self.setup) + self.replay, []
-            for position, source in enumerate(replay):
-                outcome = self.run_worker(source)
+            setup = [] if self.student.start() else self.setup  # forked from the zygote: the setup has run
+            replay, self.replay = self.replay, []
+            for position, (source, keep) in enumerate([(s, False) for s in setup] + [(s, True) for s in replay]):
+                outcome = self.run_worker(source, keep)
                 if outcome.status in ("timeout", "died"):
-                    self.replay += replay[position + 1:]
+                    self.replay += replay[max(0, position + 1 - len(setup)):]
                     break
             else:
                 return
@@ -586,7 +588,6 @@ class LabRun:
                                               if cell.get("cell_type") == "code" else {"status": "not-run"}))
             return
         self.run_cells(range(self.prefix))
-        self.replay = []  # the setup cells (self.setup) are replayed first when a restart needs them
 
     def finish(self, answers: dict[int, str | None]) -> tuple[list[dict[str, Any]], bool]:
         """Run the answer, test and remaining cells; one record per cell, and whether the restart limit stopped it."""
@@ -628,7 +629,7 @@ class LabRun:
             self.answer_names += sorted(bound_names(source) - set(self.answer_names))
             answer = self.answers.get(index)
             return self.run_worker(answer if answer is not None else stub_solution(source)[0])
-        outcome = self.run_worker(source)
+        outcome = self.run_worker(source, keep=index >= self.prefix)
         if index >= self.prefix and outcome.status not in ("timeout", "died"):
             here = self.run_here(source, f"<cell {cell.get('id')}>")
             if here.status in ("timeout", "died"):

@@ -359,7 +359,7 @@ def serve_forks(control: socket.socket, program: bytes) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         if os.fork() == 0:
-            control.detach()
+            os.close(control.detach())
             _new_sandbox(worker, json.loads(data), *fds, program)
         for fd in fds:
             os.close(fd)
