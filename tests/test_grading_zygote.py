@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from test_grading_attacks import CORRECT, IF_FOUND, lab1_with, processes_with
-from utils.grading.harness import JobOptions, StudentProcess, WORKER_SOURCE, worker_env, job_limits
+from utils.grading import sandbox as sandbox_module, zygote as zygote_module
+from utils.grading.harness import JobOptions, Link, StudentProcess, WORKER_SOURCE, worker_env, job_limits
 from utils.grading.lms import read_csv
 from utils.grading.sandbox import Limits, SandboxUnavailable, check_sandbox, prepare_library
 from utils.grading.zygote import Zygote, ZygoteFailure
@@ -161,7 +162,8 @@ def test_a_dead_zygote_costs_no_row_the_worker_starts_from_nothing(tmp_path):
     options = JobOptions(timeout=60, memory=2 * 2**30, output_limit=10_000, max_restarts=1, processes=64,
                          disk=2**26, sandbox=True, library=str(library))
     zygote = Zygote([sys.executable, "-c", WORKER_SOURCE], worker_env(), job_limits(options), library)
-    zygote.setup(["answer = 42"], 60)
+    zygote.setup(["answer = 42"])
+    zygote.ready(60)
     student = StudentProcess(options, zygote)
     assert student.start() is True
     assert student.link.request({"op": "get", "name": "answer"}) == 42
@@ -174,3 +176,27 @@ def test_a_dead_zygote_costs_no_row_the_worker_starts_from_nothing(tmp_path):
     student.stop()
     with pytest.raises(ZygoteFailure):
         zygote.fork(Limits())
+
+
+def test_without_a_pids_cgroup_a_forked_worker_is_held_to_its_process_limit(tmp_path, monkeypatch):
+    """Where no pids cgroup exists, the fork sets RLIMIT_NPROC in its own user namespace: the worker and what it
+    starts count, not the zygote or other workers."""
+    monkeypatch.setattr(sandbox_module, "cgroup_folders", lambda: {})
+    monkeypatch.setattr(zygote_module, "cgroup_folders", lambda: {})
+    library = prepare_library(tmp_path)
+    zygote = Zygote([sys.executable, "-c", WORKER_SOURCE], worker_env(), Limits(), library)
+    try:
+        zygote.setup(["import subprocess"])
+        zygote.ready(60)
+        box, sock = zygote.fork(Limits(processes=8))
+        student = StudentProcess(JobOptions(60, 2**31, 10_000, 0, 8, 2**26, True, str(library)))
+        student.sandbox = box
+        student.link = Link(sock, student.death)
+        student.link.deadline = time.monotonic() + 60
+        code = ("started = 0\nfor _ in range(20):\n    try:\n        subprocess.Popen(['sleep', '5'])\n"
+                "        started += 1\n    except OSError:\n        break\n")
+        assert student.link.exchange({"op": "run", "source": code}, [])[0]["ok"] is True
+        assert 0 < student.link.request({"op": "get", "name": "started"}) <= 8
+        student.stop()
+    finally:
+        zygote.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import gc
 import io
 import itertools
 import json
@@ -674,13 +675,18 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    zygote = None
     try:
         lab = parse_lab(lab_name, lab_path)
+        zygote = start_zygote(lab, first_answer_cell(lab), options)  # its setup runs while this one's does
         namespace, prefix = run_prefix(lab)
     except BaseException as error:  # reported to the grader, which reports it as a grader error
         out.write(json.dumps({"event": "failed", "error": f"{type(error).__name__}: {error}"}) + "\n")
+        if zygote is not None:
+            zygote.stop()
         return
-    zygote = start_zygote(lab, prefix, options)
+    zygote = zygote_ready(zygote, options.timeout * max(1, prefix))
+    gc.freeze()  # children share the setup's pages: the collector of a child never walks (and so copies) them
     out.write(json.dumps({"event": "ready"}) + "\n")
     waiting: list[tuple[int, int]] = []  # (pid, write end of its job pipe), oldest (warmest) first
     children: dict[int, int] = {}  # pid -> job number
@@ -689,7 +695,7 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
         nonlocal zygote
         if zygote is not None and not zygote.alive():  # it died (it runs no student code: a fault of the host)
             zygote.stop()
-            zygote = start_zygote(lab, prefix, options)
+            zygote = zygote_ready(start_zygote(lab, prefix, options), options.timeout * max(1, prefix))
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -749,15 +755,27 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
 
 
 def start_zygote(lab: Lab, prefix: int, options: JobOptions) -> Zygote | None:
-    """The zygote of this run, with the lab's setup cells run in it; None without the sandbox (a plain process
-    cannot make namespaces everywhere) or when it fails (said in the log: each worker then starts from nothing)."""
+    """The zygote of this run, running the lab's setup cells; None without the sandbox (a plain process cannot make
+    namespaces everywhere) or when it cannot start (said in the log: each worker then starts from nothing)."""
     if not options.sandbox:
         return None
     try:
         zygote = Zygote([sys.executable, "-c", WORKER_SOURCE], worker_env(), job_limits(options),
                         Path(options.library))
-        zygote.setup(setup_sources(lab, prefix), options.timeout * max(1, prefix))
-    except (ZygoteFailure, OSError) as error:
+    except OSError as error:
+        print(f"grading without a zygote: {error}", file=sys.stderr)
+        return None
+    zygote.setup(setup_sources(lab, prefix))
+    return zygote
+
+
+def zygote_ready(zygote: Zygote | None, timeout: float) -> Zygote | None:
+    """The zygote once its setup has run, or None when it failed (said in the log)."""
+    if zygote is None:
+        return None
+    try:
+        zygote.ready(timeout)
+    except ZygoteFailure as error:
         print(f"grading without a zygote: {error}", file=sys.stderr)
         return None
     return zygote

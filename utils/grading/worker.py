@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import inspect
 import json
 import os
@@ -346,6 +347,7 @@ def serve_forks(control: socket.socket, program: bytes) -> None:
         if error is not None:
             control.send(json.dumps({"error": f"{type(error).__name__}: {error}"[:2000]}).encode())
             return
+    gc.freeze()  # the collector never walks the setup's objects: a fork shares their pages instead of copying them
     control.send(json.dumps({"ready": True}).encode())
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the first fork of each worker
     while True:

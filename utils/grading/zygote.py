@@ -130,11 +130,17 @@ class Zygote:
         self.control = mine
         self.pid = None
 
-    def setup(self, sources: list[str], timeout: float) -> None:
-        """Run the lab's setup cells in the zygote (ZygoteFailure with the reason if they fail there)."""
+    def setup(self, sources: list[str]) -> None:
+        """Send the lab's setup cells to the zygote, which runs them while the caller goes on (see `ready`)."""
+        try:
+            self.control.send(json.dumps({"setup": sources}).encode())
+        except OSError:
+            pass  # `ready` reports it
+
+    def ready(self, timeout: float) -> None:
+        """Wait until the zygote has run the setup cells (ZygoteFailure with the reason if they failed there)."""
         try:
             self.control.settimeout(timeout)
-            self.control.send(json.dumps({"setup": sources}).encode())
             reply = json.loads(self.control.recv(1 << 16) or b'{"error": "it ended"}')
         except (OSError, ValueError) as error:
             reply = {"error": str(error) or type(error).__name__}
