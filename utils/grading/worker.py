@@ -114,9 +114,9 @@ def _mutable(value: Any) -> bool:
 
 
 class Worker:
-    """Serves the harness's requests on one socket."""
+    """Serves the harness's requests on one socket (a zygote's worker gets its socket after the fork)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | None) -> None:
         from IPython.core.interactiveshell import InteractiveShell
 
         self.sock, self.handles = sock, Handles()
