@@ -9,10 +9,11 @@ run (grader, fork server, sandboxes, kernels): from a cpuacct cgroup of its own 
 make one, else from the children's resource usage (which misses processes their parents never waited for).
 
 The sandbox's cost shows as the difference between a whole grading run with and without `--no-sandbox`
-(bench/bench_sandbox.py measures one start and teardown on its own).
+(bench/bench_sandbox.py measures one start and teardown on its own). With the sandbox, every worker is forked from
+a zygote that ran the lab's setup once (utils.grading.zygote); `--no-sandbox` starts each worker from nothing.
 
 nbgrader is not a dependency of the course. To include it, install it into a separate virtual environment
-(`python3.11 -m venv /tmp/nbgrader-venv && /tmp/nbgrader-venv/bin/pip install nbgrader`) and pass that
+(`python3.12 -m venv /tmp/nbgrader-venv && /tmp/nbgrader-venv/bin/pip install nbgrader`) and pass that
 interpreter with --nbgrader-python. Its kernels run this environment's Python (a kernelspec on JUPYTER_PATH),
 so both graders execute the same notebooks with the same libraries.
 """

@@ -74,21 +74,27 @@ def test_the_start_up_check_runs_the_real_sandbox_and_names_the_cause(monkeypatc
         check_sandbox()
 
 
-def _ordinary_user() -> list[str]:
-    """The command prefix that runs a program as an ordinary user: this one, or (as root) a user the suite creates."""
+@pytest.fixture
+def ordinary_user():
+    """The command prefix that runs a program as an ordinary user: this one, or (as root) PROBE_USER, created for
+    the test and removed after it (a PROBE_USER found already, left by an interrupted run, is reused and removed)."""
     if os.geteuid() != 0:
-        return []
+        yield []
+        return
+    if shutil.which("useradd") is None or shutil.which("runuser") is None or shutil.which("userdel") is None:
+        pytest.skip("running as root without useradd/runuser/userdel: cannot make an ordinary user to run the sandbox")
     try:
         pwd.getpwnam(PROBE_USER)
     except KeyError:
-        if shutil.which("useradd") is None or shutil.which("runuser") is None:
-            pytest.skip("running as root without useradd/runuser: cannot create an ordinary user to run the sandbox")
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PROBE_USER],
                        check=True, capture_output=True)
-    return [shutil.which("runuser"), "-u", PROBE_USER, "--"]
+    try:
+        yield [shutil.which("runuser"), "-u", PROBE_USER, "--"]
+    finally:
+        subprocess.run(["userdel", PROBE_USER], check=True, capture_output=True)
 
 
-def test_an_ordinary_user_runs_the_sandbox_with_its_limits(tmp_folder):
+def test_an_ordinary_user_runs_the_sandbox_with_its_limits(tmp_folder, ordinary_user):
     """bubblewrap without root: unprivileged user namespaces, the user's own uid outside, 1000 inside. The program
     is the system's Python with the sandbox module alone (an ordinary user cannot read root's installation)."""
     python = shutil.which("python3", path="/usr/bin:/bin")
@@ -112,7 +118,7 @@ with Sandbox(Limits(processes=8)) as box:
     box.kill()
     print(json.dumps({"check": description, "exit": box.exit_description(), "output": box.output()}))
 """
-    result = subprocess.run([*_ordinary_user(), python, "-c", program], cwd=tmp_folder, capture_output=True,
+    result = subprocess.run([*ordinary_user, python, "-c", program], cwd=tmp_folder, capture_output=True,
                             text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout.splitlines()[-1])

@@ -483,3 +483,49 @@ def test_cgroup_v2_folder_is_found_from_proc_self_cgroup_and_mountinfo():
                  "31 25 0:27 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory"]
     assert sandbox_module._v2_folder(own, mountinfo) == Path("/sys/fs/cgroup/user.slice/session-1.scope")
     assert sandbox_module._v1_folders(own, mountinfo[:1]) == {}
+
+
+FAKE_SYSTEMD_RUN = """#!/bin/sh
+# systemd-run as far as the grader uses it: make the scope's cgroup (in a fake cgroup v2 tree), put this process in
+# it, then become the command.
+echo "$@" > "$FAKE_ROOT/argv"
+while [ "$1" != "--" ]; do [ "$1" = "--unit" ] && unit="$2"; shift; done
+shift
+scope="$FAKE_ROOT/cgroup/user.slice/$unit"
+mkdir -p "$scope"
+printf 'cpu io memory pids' > "$scope/cgroup.controllers"
+printf '' > "$scope/cgroup.subtree_control"
+printf 'domain' > "$scope/cgroup.type"
+echo $$ > "$scope/cgroup.procs"
+echo "/user.slice/$unit" > "$FAKE_ROOT/cgroup-of-$$"
+exec "$@"
+"""
+
+
+def test_a_transient_systemd_scope_is_delegated_when_the_own_cgroup_is_not(tmp_path, monkeypatch):
+    """On a host that delegates through systemd, the grader asks for a scope with Delegate=yes around a placeholder
+    and gives sandboxes cgroups inside it (faked: systemd-run and the cgroup v2 tree; this machine runs v1)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemd-run").write_text(FAKE_SYSTEMD_RUN)
+    (bin_dir / "systemd-run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_ROOT", str(tmp_path))
+
+    def cgroup_of(pid: int) -> str | None:
+        path = tmp_path / f"cgroup-of-{pid}"
+        return path.read_text().strip() if path.exists() else None
+    monkeypatch.setattr(sandbox_module, "_cgroup_v2_of", cgroup_of)
+    mountinfo = [f"40 30 0:35 / {tmp_path / 'cgroup'} rw,nosuid,nodev,noexec - cgroup2 cgroup2 rw"]
+    folder = sandbox_module.systemd_scope(mountinfo)
+    argv = (tmp_path / "argv").read_text().split()
+    expected = [*([] if os.geteuid() == 0 else ["--user"]), "--scope", "--quiet", "--collect", "-p", "Delegate=yes"]
+    assert argv[:len(expected)] == expected
+    assert folder is not None and folder.parent == tmp_path / "cgroup" / "user.slice"
+    assert folder.name == argv[argv.index("--unit") + 1]
+    holder = int((folder / sandbox_module.V2_LEAF / "cgroup.procs").read_text())  # the placeholder, moved to a leaf
+    assert set((folder / "cgroup.subtree_control").read_text().split()) == {"+memory", "+pids"}
+    assert Path(f"/proc/{holder}/cmdline").read_bytes().split(b"\0")[-2] == b"import sys; sys.stdin.buffer.read()"
+    os.kill(holder, 9)
+    (bin_dir / "systemd-run").write_text("#!/bin/sh\nexit 1\n")  # no user manager: no scope, rlimits then
+    assert sandbox_module.systemd_scope(mountinfo) is None

@@ -8,9 +8,10 @@ process, and nothing the student's code does there (patched comparisons, hooks, 
 how a test runs here: a test passes when its code runs to its end in this process.
 
 `serve` is a small fork server: it runs the lab's first setup cells once, then forks a fresh child per
-submission, so every submission starts from the same trusted state without paying for the setup again. Children
-are forked ahead of their job and start their sandbox and run the lab's setup cells in it while the previous
-submission is graded: no student code has run in that sandbox yet, so warming it up early is safe.
+submission, so every submission starts from the same trusted state without paying for the setup again. The student's
+side does the same: a zygote (utils.grading.zygote) runs the setup cells once in a sandbox, and each child's worker is
+forked from it into fresh namespaces of its own. Children are forked ahead of their job and get their worker while
+the previous submission is graded: no student code has run in it yet, so warming it up early is safe.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import gc
 import io
 import itertools
 import json
@@ -37,6 +39,7 @@ from utils.grading import codec
 from utils.grading.notebook import Lab, cell_source, parse_lab
 from utils.grading.release import stub_solution
 from utils.grading.sandbox import HOME, Limits, Sandbox
+from utils.grading.zygote import Zygote, ZygoteFailure
 
 Status = Literal["ok", "error", "timeout", "died"]
 
@@ -401,21 +404,33 @@ class JobOptions:
     library: str
 
 
+def job_limits(options: JobOptions) -> Limits:
+    """The sandbox limits of one submission."""
+    return Limits(memory=options.memory, processes=options.processes, disk=options.disk, output=options.output_limit)
+
+
 class StudentProcess:
     """The sandboxed worker of one submission; restartable (state is lost, the caller replays)."""
 
-    def __init__(self, options: JobOptions) -> None:
-        self.options = options
+    def __init__(self, options: JobOptions, zygote: Zygote | None = None) -> None:
+        self.options, self.zygote = options, zygote
         self.sandbox: Any = None
         self.link: Link | None = None
         self.description = ""
 
-    def start(self) -> None:
-        """Start a fresh worker in a fresh sandbox."""
+    def start(self) -> bool:
+        """Start a fresh worker in a fresh sandbox: forked from the zygote (True: the lab's setup cells have run in
+        it), or, without a zygote or when it fails, started from nothing (False)."""
+        if self.zygote is not None:
+            try:
+                self.sandbox, sock = self.zygote.fork(job_limits(self.options))
+            except ZygoteFailure as error:
+                print(f"grading without the zygote for this worker: {error}", file=sys.stderr)
+            else:
+                self.link = Link(sock, self.death)
+                return True
         mine, theirs = socket.socketpair()
-        limits = Limits(memory=self.options.memory, processes=self.options.processes, disk=self.options.disk,
-                        output=self.options.output_limit)
-        self.sandbox = Sandbox(limits, Path(self.options.library), enabled=self.options.sandbox)
+        self.sandbox = Sandbox(job_limits(self.options), Path(self.options.library), enabled=self.options.sandbox)
         self.sandbox.__enter__()
         try:
             self.sandbox.start([sys.executable, "-c", WORKER_SOURCE, str(theirs.fileno()), str(self.options.memory)],
@@ -423,6 +438,7 @@ class StudentProcess:
         finally:
             theirs.close()
         self.link = Link(mine, self.death)
+        return False
 
     def death(self) -> str:
         """How the worker ended (waits a moment for it to exit)."""
@@ -493,19 +509,24 @@ def new_namespace() -> dict[str, Any]:
 class LabRun:
     """Grades one submission: the worker runs setup and answer cells, this process runs the tests."""
 
-    def __init__(self, lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int) -> None:
+    def __init__(self, lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int,
+                 zygote: Zygote | None = None) -> None:
         self.lab, self.options = lab, options
         self.namespace, self.prefix = namespace, prefix
         self.answers: dict[int, str | None] = {}
-        self.student = StudentProcess(options)
+        self.student = StudentProcess(options, zygote)
+        #: Cells that succeeded after the setup (replayed after a restart), and the setup cells a worker not forked
+        #: from the zygote must run first.
         self.replay: list[str] = []
+        self.setup = setup_sources(lab, prefix)
         self.restarts = 0
         self.answer_names: list[str] = []
         self.records: list[dict[str, Any]] = []
         self.stopped = False
 
-    def run_worker(self, source: str) -> Outcome:
-        """Run a cell in the student's process; keep it for replay if it succeeded."""
+    def run_worker(self, source: str, keep: bool = True) -> Outcome:
+        """Run a cell in the student's process; keep it for replay if it succeeded (and `keep`: setup cells are
+        replayed from self.setup)."""
         link, start = self.student.link, time.monotonic()
         link.deadline = start + self.options.timeout
         try:
@@ -520,7 +541,8 @@ class LabRun:
             if isinstance(error, StudentDied):
                 return Outcome("died", seconds=seconds, death=error.death)
             return Outcome("error", error.student_type, str(error.args[0]) if error.args else "", seconds)
-        self.replay.append(source)
+        if keep:
+            self.replay.append(source)
         return Outcome("ok", seconds=seconds)
 
     def run_here(self, source: str, label: str) -> Outcome:
@@ -546,19 +568,26 @@ class LabRun:
             if self.restarts > self.options.max_restarts:
                 raise _TooManyRestarts()
             self.student.stop()
-            self.student.start()
+            setup = [] if self.student.start() else self.setup  # forked from the zygote: the setup has run
             replay, self.replay = self.replay, []
-            for position, source in enumerate(replay):
-                outcome = self.run_worker(source)
+            for position, (source, keep) in enumerate([(s, False) for s in setup] + [(s, True) for s in replay]):
+                outcome = self.run_worker(source, keep)
                 if outcome.status in ("timeout", "died"):
-                    self.replay += replay[position + 1:]
+                    self.replay += replay[max(0, position + 1 - len(setup)):]
                     break
             else:
                 return
 
     def warm(self) -> None:
-        """Start the student's process and run the lab's setup cells in it: no answer is needed for that yet."""
-        self.student.start()
+        """Start the student's process with the lab's setup cells run in it (by the zygote, or here): no answer is
+        needed for that yet."""
+        if self.student.start():
+            for index in range(self.prefix):
+                cell = self.lab.cells[index]
+                record = {"index": index, "id": cell.get("id"), "kind": self.lab.kinds[index]}
+                self.records.append(record | ({"status": "ok", "ename": "", "evalue": "", "seconds": 0.0, "death": ""}
+                                              if cell.get("cell_type") == "code" else {"status": "not-run"}))
+            return
         self.run_cells(range(self.prefix))
 
     def finish(self, answers: dict[int, str | None]) -> tuple[list[dict[str, Any]], bool]:
@@ -601,12 +630,17 @@ class LabRun:
             self.answer_names += sorted(bound_names(source) - set(self.answer_names))
             answer = self.answers.get(index)
             return self.run_worker(answer if answer is not None else stub_solution(source)[0])
-        outcome = self.run_worker(source)
+        outcome = self.run_worker(source, keep=index >= self.prefix)
         if index >= self.prefix and outcome.status not in ("timeout", "died"):
             here = self.run_here(source, f"<cell {cell.get('id')}>")
             if here.status in ("timeout", "died"):
                 return here
         return outcome
+
+
+def setup_sources(lab: Lab, prefix: int) -> list[str]:
+    """The sources of the lab's setup code cells (those before the first answer)."""
+    return [cell_source(c) for c in lab.cells[:prefix] if c.get("cell_type") == "code"]
 
 
 def first_answer_cell(lab: Lab) -> int:
@@ -641,22 +675,32 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    zygote = None
     try:
         lab = parse_lab(lab_name, lab_path)
+        zygote = start_zygote(lab, first_answer_cell(lab), options)  # its setup runs while this one's does
         namespace, prefix = run_prefix(lab)
     except BaseException as error:  # reported to the grader, which reports it as a grader error
         out.write(json.dumps({"event": "failed", "error": f"{type(error).__name__}: {error}"}) + "\n")
+        if zygote is not None:
+            zygote.stop()
         return
+    zygote = zygote_ready(zygote, options.timeout * max(1, prefix))
+    gc.freeze()  # children share the setup's pages: the collector of a child never walks (and so copies) them
     out.write(json.dumps({"event": "ready"}) + "\n")
     waiting: list[tuple[int, int]] = []  # (pid, write end of its job pipe), oldest (warmest) first
     children: dict[int, int] = {}  # pid -> job number
 
     def spawn() -> None:
+        nonlocal zygote
+        if zygote is not None and not zygote.alive():  # it died (it runs no student code: a fault of the host)
+            zygote.stop()
+            zygote = zygote_ready(start_zygote(lab, prefix, options), options.timeout * max(1, prefix))
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(write)
-            _child(lab, options, namespace, prefix, read)
+            _child(lab, options, namespace, prefix, read, zygote)
         os.close(read)
         waiting.append((pid, write))
 
@@ -706,6 +750,35 @@ def serve(lab_name: str, lab_path: Path, options: JobOptions, standby: int, expe
     for pid in [*children, *(p for p, _ in waiting)]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    if zygote is not None:
+        zygote.stop()
+
+
+def start_zygote(lab: Lab, prefix: int, options: JobOptions) -> Zygote | None:
+    """The zygote of this run, running the lab's setup cells; None without the sandbox (a plain process cannot make
+    namespaces everywhere) or when it cannot start (said in the log: each worker then starts from nothing)."""
+    if not options.sandbox:
+        return None
+    try:
+        zygote = Zygote([sys.executable, "-c", WORKER_SOURCE], worker_env(), job_limits(options),
+                        Path(options.library))
+    except OSError as error:
+        print(f"grading without a zygote: {error}", file=sys.stderr)
+        return None
+    zygote.setup(setup_sources(lab, prefix))
+    return zygote
+
+
+def zygote_ready(zygote: Zygote | None, timeout: float) -> Zygote | None:
+    """The zygote once its setup has run, or None when it failed (said in the log)."""
+    if zygote is None:
+        return None
+    try:
+        zygote.ready(timeout)
+    except ZygoteFailure as error:
+        print(f"grading without a zygote: {error}", file=sys.stderr)
+        return None
+    return zygote
 
 
 def _read_job(fd: int) -> dict[str, Any] | None:
@@ -719,14 +792,15 @@ def _read_job(fd: int) -> dict[str, Any] | None:
     return json.loads(data)
 
 
-def _child(lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int, jobs: int) -> None:
+def _child(lab: Lab, options: JobOptions, namespace: dict[str, Any], prefix: int, jobs: int,
+           zygote: Zygote | None) -> None:
     """A forked child: warm up, wait for a job, grade it, write the result file, and exit (never returns)."""
     code, run, warming, job = 0, None, None, None
     try:
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        run = LabRun(lab, options, namespace, prefix)
+        run = LabRun(lab, options, namespace, prefix, zygote)
         try:
             run.warm()
         except BaseException as error:  # reported with the job it was meant for

@@ -261,10 +261,53 @@ def delegate_v2(folder: Path) -> Path | None:
     return folder if set(CONTROLLERS) <= set(enabled) else None
 
 
+#: Seconds systemd may take to put the scope's process into its cgroup.
+SCOPE_TIMEOUT = 10.0
+
+
+def _cgroup_v2_of(pid: int) -> str | None:
+    """A process's cgroup v2 path ('/user.slice/...'), None when it is gone or has none."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 2)[2] for line in lines if line.startswith("0::")), None)
+
+
+def systemd_scope(mountinfo: list[str]) -> Path | None:
+    """A cgroup v2 folder delegated to this user by systemd, for hosts that delegate that way: a transient scope
+    (`systemd-run [--user] --scope -p Delegate=yes`) around a placeholder process that lives as long as this one
+    (it waits for the end of a pipe only this process holds), prepared by delegate_v2; None when systemd-run is
+    missing or refuses (no user manager, no delegation)."""
+    run = shutil.which("systemd-run")
+    if run is None:
+        return None
+    unit = f"grading-{os.getpid()}-{secrets.token_hex(4)}.scope"
+    try:
+        holder = subprocess.Popen(
+            [run, *([] if os.geteuid() == 0 else ["--user"]), "--scope", "--quiet", "--collect", "-p", "Delegate=yes",
+             "--unit", unit, "--", sys.executable, "-c", "import sys; sys.stdin.buffer.read()"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+    deadline = time.monotonic() + SCOPE_TIMEOUT
+    while (path := _cgroup_v2_of(holder.pid)) is None or not path.endswith("/" + unit):
+        if holder.poll() is not None or time.monotonic() > deadline:
+            holder.kill()
+            holder.wait()
+            return None
+        time.sleep(0.02)
+    creator = os.getpid()
+    atexit.register(lambda: os.getpid() == creator and (holder.stdin.close(), holder.wait()))
+    folder = _v2_folder({"": path}, mountinfo)
+    return delegate_v2(folder) if folder is not None else None
+
+
 @lru_cache(maxsize=1)
 def cgroup_folders() -> dict[str, Path]:
     """Where each sandbox's cgroup for each controller of CONTROLLERS is made: cgroup v1 folders where this process
-    may create cgroups, else one delegated cgroup v2 folder for both; {} when neither (rlimits then)."""
+    may create cgroups, else one delegated cgroup v2 folder for both (this process's own cgroup, or a transient
+    systemd scope delegated to it); {} when none (rlimits then)."""
     try:
         own, mountinfo = _own_cgroups()
     except (OSError, ValueError):
@@ -273,6 +316,8 @@ def cgroup_folders() -> dict[str, Path]:
         return folders
     folder = _v2_folder(own, mountinfo)
     parent = delegate_v2(folder) if folder is not None else None
+    if parent is None and folder is not None:
+        parent = systemd_scope(mountinfo)
     return {c: parent for c in CONTROLLERS} if parent is not None else {}
 
 
@@ -350,10 +395,12 @@ def _user_kwargs(uid: int | None) -> dict:
     return {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
 
 
-def _namespace_args() -> list[str]:
-    """bwrap options: every namespace, no capabilities, a new session, no nested user namespaces."""
-    return ["--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID), "--hostname", "sandbox"]
+def _namespace_args(nested: bool = False) -> list[str]:
+    """bwrap options: every namespace, no capabilities, a new session, no nested user namespaces (unless `nested`:
+    a zygote's sandbox, whose forks make their own namespaces and lock themselves in; see utils.grading.zygote)."""
+    return ["--unshare-all", "--unshare-user", *([] if nested else ["--disable-userns"]), "--die-with-parent",
+            "--new-session", "--cap-drop", "ALL", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+            "--hostname", "sandbox"]
 
 
 def _system_args() -> list[str]:
@@ -552,6 +599,8 @@ BLOCKED_SYSCALLS = (
     "open_by_handle_at", "name_to_handle_at", "acct", "swapon", "swapoff", "reboot", "syslog", "personality",
     "fanotify_init", "move_mount", "open_tree", "fsopen", "fsmount", "fspick", "mount_setattr",
 )
+#: clone()'s flag for a new user namespace (the one namespace flag that needs no capability).
+CLONE_NEWUSER = 0x10000000
 #: The architectures a filter is built for (os.uname().machine), as libseccomp's names.
 SECCOMP_ARCHES = {"x86_64": "X86_64", "aarch64": "AARCH64"}
 
@@ -566,10 +615,12 @@ def _libseccomp():
 
 
 @lru_cache(maxsize=4)
-def seccomp_filter(machine: str | None = None) -> bytes | None:
+def seccomp_filter(machine: str | None = None, forked: bool = False) -> bytes | None:
     """The BPF program (for bwrap --seccomp) refusing BLOCKED_SYSCALLS with EPERM on `machine` (default: this one),
     built by libseccomp; it kills a process that calls in through another ABI (i386, x32). None when libseccomp is
-    missing or the architecture is not one of SECCOMP_ARCHES."""
+    missing or the architecture is not one of SECCOMP_ARCHES. `forked`: for a zygote's fork, which has no bwrap
+    --disable-userns: clone with CLONE_NEWUSER is refused too, and clone3 (whose flags a filter cannot read) says
+    ENOSYS, so that the C library falls back to clone."""
     machine = machine or os.uname().machine
     seccomp = _libseccomp()
     if seccomp is None or machine not in SECCOMP_ARCHES:
@@ -583,6 +634,10 @@ def seccomp_filter(machine: str | None = None) -> bytes | None:
     for name in BLOCKED_SYSCALLS:
         if seccomp.resolve_syscall(arch, name) >= 0:
             rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    if forked:
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_NEWUSER,
+                                                                         CLONE_NEWUSER))
+        rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     with tempfile.TemporaryFile() as file:
         rules.export_bpf(file)
         file.seek(0)
@@ -758,8 +813,9 @@ class Sandbox:
     only: it sees the whole machine as the grader's user.
     """
 
-    def __init__(self, limits: Limits = Limits(), library: Path | None = None, *, enabled: bool = True) -> None:
-        self.limits, self.library, self.enabled = limits, library, enabled
+    def __init__(self, limits: Limits = Limits(), library: Path | None = None, *, enabled: bool = True,
+                 nested: bool = False) -> None:
+        self.limits, self.library, self.enabled, self.nested = limits, library, enabled, nested
         self.process: subprocess.Popen | None = None
         self._cgroups: _Cgroups | None = None
         self._output: _Output | None = None
@@ -776,7 +832,7 @@ class Sandbox:
     def _bwrap_args(self, env: dict[str, str]) -> list[str]:
         """The bubblewrap command line, up to the `--` before the sandboxed argv."""
         disk = str(self.limits.disk)
-        args = [_bwrap(), *_namespace_args(), *_system_args(), *_etc_args(), *_tmp_and_python_args(disk),
+        args = [_bwrap(), *_namespace_args(self.nested), *_system_args(), *_etc_args(), *_tmp_and_python_args(disk),
                 "--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu",  # CPU count for torch/numpy
                 "--proc", "/proc", "--dev", "/dev", "--size", disk, "--tmpfs", "/dev/shm",
                 "--size", disk, "--tmpfs", HOME, "--dir", f"{HOME}/.tmp", "--dir", f"{HOME}/.config"]
@@ -823,11 +879,11 @@ class Sandbox:
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         seccomp_r, seccomp_w = os.pipe()
-        program = seccomp_filter()
+        program = None if self.nested else seccomp_filter()  # a zygote's forks install theirs themselves
         os.write(seccomp_w, program or b"")  # a few hundred bytes: fits in the pipe
         os.close(seccomp_w)
         try:
-            if "pids" not in cgroup_folders() and PRLIMIT:
+            if "pids" not in cgroup_folders() and PRLIMIT and not self.nested:
                 # RLIMIT_NPROC set inside counts only the sandbox's user namespace (its init and what it runs), so
                 # it limits the whole sandbox whatever else the grader's user runs; nobody inside can raise it.
                 argv = [PRLIMIT, f"--nproc={self.limits.processes + 1}", "--", *argv]

@@ -1,8 +1,11 @@
 """The student's process: runs the student's cells and answers the harness's requests, inside the sandbox.
 
 It is started as `python -c <codec source + this file's source> <socket fd> <memory bytes>` in the sandbox (the
-course library there has no `grading` package). Everything here runs in a process the student's code owns: it is
-plumbing, not a guard. Whatever it answers, the harness decides the verdicts from data it checks itself.
+course library there has no `grading` package), or as a zygote (`zygote <control fd> <memory bytes> <seccomp hex>`):
+one sandboxed process per grading run that runs the lab's setup cells once (trusted code, before any student code)
+and forks each submission's worker from that state, in fresh namespaces of its own (see `_new_sandbox`).
+Everything here runs in a process the student's code owns: it is plumbing, not a guard. Whatever it answers, the
+harness decides the verdicts from data it checks itself.
 
 Requests (JSON header + blobs, see codec): run a cell, get a name's value, call a function or method, get or set
 an attribute, isinstance. Replies carry a value, or an error (type, built-in bases, message), and for calls the
@@ -12,10 +15,15 @@ arguments the call changed, so the harness can copy the changes back into its ow
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import inspect
 import json
 import os
 import resource
+import select
+import shutil
+import signal
 import socket
 import sys
 from typing import Any
@@ -106,9 +114,9 @@ def _mutable(value: Any) -> bool:
 
 
 class Worker:
-    """Serves the harness's requests on one socket."""
+    """Serves the harness's requests on one socket (a zygote's worker gets its socket after the fork)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | None) -> None:
         from IPython.core.interactiveshell import InteractiveShell
 
         self.sock, self.handles = sock, Handles()
@@ -116,7 +124,11 @@ class Worker:
         self.cache: dict[int, Any] = {}
         #: Fingerprints of cached arguments as the last call left them (id -> (value, fingerprint)).
         self.left: dict[int, tuple[Any, Any]] = {}
-        self.shell = InteractiveShell.instance()
+        from traitlets.config import Config
+
+        config = Config()
+        config.HistoryManager.enabled = False  # no history thread: a zygote must stay single-threaded to fork
+        self.shell = InteractiveShell.instance(config=config)
         self.shell.ask_exit = self.no_exit
 
     @staticmethod
@@ -275,15 +287,207 @@ class Worker:
 
 
 def main() -> None:
-    """Limit memory, then serve the socket given on the command line."""
-    fd, memory = int(sys.argv[1]), int(sys.argv[2])
+    """Limit memory, then serve the socket given on the command line (or, as a zygote, fork workers)."""
+    if sys.argv[1] == "zygote":
+        control, memory, program = int(sys.argv[2]), int(sys.argv[3]), bytes.fromhex(sys.argv[4])
+    else:
+        control, memory, program = None, int(sys.argv[2]), b""
+    fd = int(sys.argv[1]) if control is None else None
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.argv = ["student"]
     sys.path.insert(0, os.getcwd())
-    Worker(socket.socket(fileno=fd)).serve()
+    if control is not None:
+        serve_forks(socket.socket(fileno=control), program)
+    else:
+        Worker(socket.socket(fileno=fd)).serve()
 
+
+# --- the zygote: the lab's setup once, a fresh sandbox per fork -----------------------------------------------------
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 22, 24, 38, 47
+#: The worker's home (the sandbox's HOME; the zygote's copy of it is what each fork starts from).
+ZYGOTE_HOME = "/home/student"
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    """Raise OSError for a failed libc call."""
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _mount(source: str, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
+    _check(LIBC.mount(source.encode(), target.encode(), kind.encode() if kind else None, ctypes.c_ulong(flags),
+                      data.encode() if data else None), f"mount {target}")
+
+
+def _mount_points() -> list[str]:
+    """This process's mount points, parents first (mountinfo's order)."""
+    points = []
+    for line in open("/proc/self/mountinfo", encoding="utf-8"):
+        point = line.split()[4]
+        points.append(point.encode().decode("unicode_escape"))  # mountinfo writes a space as \\040
+    return points
+
+
+def serve_forks(control: socket.socket, program: bytes) -> None:
+    """The zygote: run the setup cells the harness sends (trusted), say "ready", then fork a worker for each request
+    (a JSON packet with three descriptors: the worker's socket, its output pipe and its status pipe)."""
+    worker = Worker(None)
+    setup = json.loads(control.recv(1 << 22))["setup"]
+    for source in setup:
+        result = worker.shell.run_cell(source, store_history=False)
+        error = result.error_before_exec or result.error_in_exec
+        if error is not None:
+            control.send(json.dumps({"error": f"{type(error).__name__}: {error}"[:2000]}).encode())
+            return
+    gc.freeze()  # the collector never walks the setup's objects: a fork shares their pages instead of copying them
+    control.send(json.dumps({"ready": True}).encode())
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the first fork of each worker
+    while True:
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+        if not data:
+            return
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if os.fork() == 0:
+            os.close(control.detach())
+            _new_sandbox(worker, json.loads(data), *fds, program)
+        for fd in fds:
+            os.close(fd)
+
+
+def _new_sandbox(worker: Worker, request: dict, sock: int, out: int, status: int, program: bytes) -> None:
+    """A fork of the zygote (never returns): new user, mount, PID, IPC, network and UTS namespaces, whose first
+    process (PID 1 there) makes the mounts private to this worker and forks the worker itself."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        uid, gid = os.getuid(), os.getgid()
+        _check(LIBC.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS),
+               "unshare")
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as handle:
+                handle.write(text)
+        init = os.fork()
+        if init == 0:
+            _namespace_init(worker, request, sock, out, status, program)
+    except BaseException as error:
+        os.write(out, f"the grader's zygote could not make a sandbox: {error}\n".encode())
+        os._exit(70)
+    for fd in (sock, out, status):
+        os.close(fd)
+    os.waitpid(init, 0)
+    os._exit(0)
+
+
+def _namespace_init(worker: Worker, request: dict, sock: int, out: int, status: int, program: bytes) -> None:
+    """PID 1 of the worker's namespaces: fresh /proc, home, /dev/shm (and /tmp when it is a mount); then it forks
+    the worker, waits for it, writes its wait status into the status pipe and exits (the kernel then kills whatever
+    is left in the namespace). When the harness closes the status pipe, it kills the worker first."""
+    try:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _mount("none", "/", None, MS_REC | MS_PRIVATE)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        points = _mount_points()
+        for path in (ZYGOTE_HOME, "/dev/shm", "/tmp"):
+            if path in points:
+                _cover(path, int(request["disk"]), points)
+        pid = os.fork()
+        if pid == 0:
+            _become_worker(worker, request, sock, out, status, program)
+    except BaseException as error:
+        os.write(out, f"the grader's zygote could not make a sandbox: {error}\n".encode())
+        os._exit(70)
+    os.close(sock)
+    os.close(out)
+    poll = select.poll()
+    child = os.pidfd_open(pid)
+    poll.register(child, select.POLLIN)
+    poll.register(status, 0)  # POLLERR when the harness closed its end
+    while not any(fd == child for fd, _ in poll.poll()):
+        os.kill(pid, signal.SIGKILL)
+    _, code = os.waitpid(pid, 0)
+    with contextlib.suppress(OSError):
+        os.write(status, f"{code}\n".encode())
+    os._exit(0)
+
+
+def _cover(path: str, size: int, points: list[str]) -> None:
+    """Mount a fresh tmpfs over `path` with a copy of what the zygote has there (what the trusted setup wrote) and
+    the read-only mounts below it bound again."""
+    below = [p for p in points if p.startswith(path + "/")]
+    kept = {p: os.open(p, os.O_PATH) for p in below}
+    old = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=0755")
+    source = f"/proc/self/fd/{old}"
+    shutil.copytree(source, path, symlinks=True, dirs_exist_ok=True,
+                    ignore=lambda folder, names: [n for n in names
+                                                  if path + folder[len(source):] + "/" + n in kept])
+    for point, fd in kept.items():
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(point, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(point), exist_ok=True)
+            open(point, "a").close()
+        _mount(f"/proc/self/fd/{fd}", point, None, MS_BIND | MS_REC)
+        os.close(fd)
+    os.close(old)
+
+
+def _become_worker(worker: Worker, request: dict, sock: int, out: int, status: int, program: bytes) -> None:
+    """The worker (PID 2): no capabilities, no new privileges, the seccomp filter, the socket its only descriptor
+    besides the output; it says hello (the harness learns its pid from the socket's credentials), then serves."""
+    try:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        os.chdir(ZYGOTE_HOME)
+        if request.get("nproc"):
+            resource.setrlimit(resource.RLIMIT_NPROC, (request["nproc"], request["nproc"]))
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.dup2(sock, 3)
+        os.closerange(4, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        for capability in range(64):
+            if LIBC.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                break
+        LIBC.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+        _check(LIBC.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()), "capset")
+        _check(LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        if program:
+            _seccomp(program)
+        connection = socket.socket(fileno=3)
+        connection.sendall(b"\0")
+    except BaseException as error:
+        os.write(2, f"the grader's zygote could not make a sandbox: {error}\n".encode())
+        os._exit(70)
+    worker.sock = connection
+    try:
+        worker.serve()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(0)
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _seccomp(program: bytes) -> None:
+    """Install a BPF seccomp filter (libseccomp's export, eight bytes an instruction) on this process."""
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = _Program(len(program) // 8, ctypes.addressof(buffer))
+    _check(LIBC.prctl(PR_SET_SECCOMP, 2, ctypes.byref(fprog), 0, 0), "seccomp")
 
 if __name__ == "__main__":
     main()
