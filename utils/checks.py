@@ -30,9 +30,6 @@ LAB_LIBRARY: dict[str, dict[str, tuple[str, ...]]] = {
 }
 for _modules in LAB_LIBRARY.values():  # every lab may use the labs' own helpers: these self-checks, the hints, the setup check
     _modules.update({"checks": (), "hints": (), "setup_check": ()})
-#: Names of LAB_LIBRARY that a lab's own demonstration cells may call although they answer a question: none, the
-#: demonstrations use the student's own functions. (Empty rather than gone while utils.grading.sandbox reads it.)
-DEMO_USES: dict[str, tuple[str, ...]] = {}
 
 
 def _library_uses(function: Any) -> set[str]:

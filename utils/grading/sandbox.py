@@ -122,10 +122,9 @@ def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None
     """Copy the course library without `grading` and caches into `folder`/utils, readable by anyone; returns it.
 
     With a `lab` of utils.checks.LAB_LIBRARY, only the modules that lab may use are copied, and the functions in them
-    that answer its questions raise instead (except those the lab's own demonstration cells call): the library
-    cannot answer the lab. Call once per grading run and pass the result to every Sandbox (bound read-only).
+    that answer its questions raise instead: the library cannot answer the lab. Call once per grading run and pass the result to every Sandbox (bound read-only).
     """
-    from utils.checks import DEMO_USES, LAB_LIBRARY
+    from utils.checks import LAB_LIBRARY
 
     target = Path(folder) / source.name
     rules = LAB_LIBRARY.get(lab) if lab is not None else None
@@ -135,17 +134,16 @@ def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None
         target.mkdir(parents=True)
         shutil.copy2(source / "__init__.py", target / "__init__.py")
         for module, answers in rules.items():
-            kept = {use.partition(".")[2] for use in DEMO_USES.get(lab, ()) if use.startswith(module + ".")}
-            disabled = set(answers) - kept
             text = (source / f"{module}.py").read_text(encoding="utf-8")
-            (target / f"{module}.py").write_text(_disable(text, disabled, f"utils.{module}", lab), encoding="utf-8")
+            (target / f"{module}.py").write_text(_disable(text, set(answers), f"utils.{module}", lab), encoding="utf-8")
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target
 
 
 def _disable(source: str, names: set[str], module: str, lab: str) -> str:
-    """A module's source whose top-level functions and classes in `names` raise NotImplementedError when used."""
+    """A module's source whose top-level functions and classes in `names` raise NotImplementedError when used (a
+    class also when any attribute of it is looked up, so `Vocab.build(...)` says why, not AttributeError)."""
     import ast
 
     if not names:
@@ -159,7 +157,9 @@ def _disable(source: str, names: set[str], module: str, lab: str) -> str:
                    "is graded")
         stub = (f"def {node.name}(*args, **kwargs):\n    raise NotImplementedError({message!r})\n"
                 if isinstance(node, ast.FunctionDef) else
-                f"class {node.name}:\n    def __init__(self, *args, **kwargs):\n"
+                f"class _Withheld{node.name}(type):\n    def __getattr__(cls, attribute):\n"
+                f"        raise NotImplementedError({message!r})\n\n\n"
+                f"class {node.name}(metaclass=_Withheld{node.name}):\n    def __init__(self, *args, **kwargs):\n"
                 f"        raise NotImplementedError({message!r})\n")
         lines[start:node.end_lineno] = [stub]
     return "".join(lines)
