@@ -119,7 +119,11 @@ c.ConfigurableHTTPProxy.pid_file = {str(where / 'proxy.pid')!r}
         yield url, where / "home"
     finally:
         os.killpg(process.pid, 15)  # the hub, its proxy and the single-user servers it started
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a kernel caught starting waits out its own shutdown timeouts: no test
+            os.killpg(process.pid, 9)
+            process.wait(timeout=30)
         log.close()
 
 
