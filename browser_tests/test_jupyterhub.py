@@ -10,6 +10,7 @@ JupyterLab shows lab 1.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -124,7 +125,24 @@ c.ConfigurableHTTPProxy.pid_file = {str(where / 'proxy.pid')!r}
         except subprocess.TimeoutExpired:  # a kernel caught starting waits out its own shutdown timeouts: no test
             os.killpg(process.pid, 9)
             process.wait(timeout=30)
+        kill_left_in(where)
         log.close()
+
+
+def kill_left_in(folder: Path) -> None:
+    """Kill what the hub left running in `folder` (a single-user server in its own session outlives a hub that
+    was killed, and its kernel with it): their working folder or command line is in it."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            command = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # gone, or not ours to read
+        if cwd.startswith(str(folder)) or str(folder) in command:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), 9)
 
 
 def test_the_jupyterhub_button_opens_lab_1_in_jupyterlab(browser: Browser, hub, edition_repository):
