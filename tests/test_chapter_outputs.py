@@ -28,9 +28,11 @@ DELIBERATE = "show-value"
 BARE_VALUE = re.compile(
     r"""^\s*(np\.\w+\(|array\(|tensor\(|<[\w.]+( object)? at 0x|<\w+:|[-+]?(\d|\.\d|nan\b|inf\b)|True$|False$|['"(\[])"""
 )
-#: A whole number of at least 100 written with a fractional part of zeros (`18907.0`, `1,095.000`): a count
-#: that went through a float. Percentages (`100.0%`) are rates, not counts.
-FLOAT_COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{3,})\.0+(?![\d%])")
+#: A whole number of at least 100 written with a single zero after the point (`18907.0`, `1,095.0`): a count that
+#: went through a float, as Python prints it and as pandas shows a column of whole floats. A fixed precision of two
+#: or more decimals (`506.00` among `347.08` and `0.07`) is a measurement that happened to land on a whole number.
+#: Percentages (`100.0%`) are rates, not counts.
+FLOAT_COUNT = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+|\d{3,})\.0(?![\d%])")
 #: A glue role in the text, with the format it applies (none: the value's repr is shown as it is).
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`(\w+)(:[^`]*)?`")
 
@@ -136,12 +138,14 @@ def test_the_count_check_finds_float_counts_wherever_they_are_shown() -> None:
         "metadata": {"scrapbook": {"name": "vocab_types"}},
     }
     printed = {"output_type": "stream", "name": "stdout", "text": "1,095.0 tokens; 18,907 types"}
-    table = _result("       count\nbad  21.000\ngood  1234.000", **{"text/html": "<table></table>"})
+    table = _result("       count\nbad     21.0\ngood  1234.0", **{"text/html": "<table></table>"})  # as pandas shows it
     assert float_counts(_notebook(glued, text="{glue:text}`vocab_types` types")) == [
         "cell 1: 18907.0 glued as vocab_types"
     ]
     assert float_counts(_notebook(glued, text="{glue:text}`vocab_types:,.0f` types")) == []
     assert float_counts(_notebook(printed)) == ["cell 1: 1,095.0 shown"]
-    assert float_counts(_notebook(table)) == ["cell 1: 1234.000 shown"]
+    assert float_counts(_notebook(table)) == ["cell 1: 1234.0 shown"]
+    timings = _result("   one-hot (ms)  slowdown\n0        347.08    506.00\n1          0.07     12.75")
+    assert float_counts(_notebook(timings)) == []  # a measurement at fixed precision that landed on a whole number
     fine = {"output_type": "stream", "name": "stdout", "text": "18,907 types, 100.0% covered, accuracy 0.767, 12.5 s"}
     assert float_counts(_notebook(fine, _result("18907"))) == []
