@@ -122,7 +122,8 @@ def prepare_library(folder: Path, source: Path = LIBRARY, lab: str | None = None
     """Copy the course library without `grading` and caches into `folder`/utils, readable by anyone; returns it.
 
     With a `lab` of utils.checks.LAB_LIBRARY, only the modules that lab may use are copied, and the functions in them
-    that answer its questions raise instead: the library cannot answer the lab. Call once per grading run and pass the result to every Sandbox (bound read-only).
+    that answer its questions raise instead: the library cannot answer the lab. Call once per grading run and pass
+    the result to every Sandbox (bound read-only).
     """
     from utils.checks import LAB_LIBRARY
 
@@ -719,6 +720,13 @@ class _Cgroups:
             return 0
         return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
 
+    def release(self) -> int:
+        """At a sandbox's end: kill what is left, remove the cgroups; how many processes the memory limit killed."""
+        self.kill_all()
+        oom_kills = self.oom_kills()
+        self.remove()
+        return oom_kills
+
     def remove(self) -> None:
         """Remove the (empty) cgroups; retried briefly while the last processes are being reaped."""
         for folder in set(self.folders.values()):
@@ -1001,9 +1009,7 @@ class Sandbox:
                 self.process.kill()
                 self.process.wait()
         if self._cgroups is not None:
-            self._cgroups.kill_all()
-            self._oom_kills = self._cgroups.oom_kills()
-            self._cgroups.remove()
+            self._oom_kills = self._cgroups.release()
             self._cgroups = None
         if self._init_pidfd is not None:
             os.close(self._init_pidfd)

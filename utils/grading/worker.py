@@ -26,7 +26,7 @@ import shutil
 import signal
 import socket
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 try:  # imported by the grader's tests; in the sandbox the codec's source comes first in the same text
     from utils.grading.codec import (
@@ -288,18 +288,16 @@ class Worker:
 
 def main() -> None:
     """Limit memory, then serve the socket given on the command line (or, as a zygote, fork workers)."""
-    if sys.argv[1] == "zygote":
-        control, memory, program = int(sys.argv[2]), int(sys.argv[3]), bytes.fromhex(sys.argv[4])
-    else:
-        control, memory, program = None, int(sys.argv[2]), b""
-    fd = int(sys.argv[1]) if control is None else None
+    zygote = sys.argv[1] == "zygote"
+    fd, memory = (int(sys.argv[2]), int(sys.argv[3])) if zygote else (int(sys.argv[1]), int(sys.argv[2]))
+    program = bytes.fromhex(sys.argv[4]) if zygote else b""
     if memory > 0:
         resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.argv = ["student"]
     sys.path.insert(0, os.getcwd())
-    if control is not None:
-        serve_forks(socket.socket(fileno=control), program)
+    if zygote:
+        serve_forks(socket.socket(fileno=fd), program)
     else:
         Worker(socket.socket(fileno=fd)).serve()
 
@@ -308,7 +306,7 @@ def main() -> None:
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 22, 24, 38, 47
 #: The worker's home (the sandbox's HOME; the zygote's copy of it is what each fork starts from).
 ZYGOTE_HOME = "/home/student"
@@ -320,6 +318,12 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"{what}: {os.strerror(error)}")
+
+
+def _sandbox_failed(fd: int, error: BaseException) -> NoReturn:
+    """A fork that could not become a sandbox: say why on its output and end it (the harness reports the death)."""
+    os.write(fd, f"the grader's zygote could not make a sandbox: {error}\n".encode())
+    os._exit(70)
 
 
 def _mount(source: str, target: str, kind: str | None, flags: int, data: str | None = None) -> None:
@@ -382,8 +386,7 @@ def _new_sandbox(worker: Worker, request: dict, sock: int, out: int, status: int
         if init == 0:
             _namespace_init(worker, request, sock, out, status, program)
     except BaseException as error:
-        os.write(out, f"the grader's zygote could not make a sandbox: {error}\n".encode())
-        os._exit(70)
+        _sandbox_failed(out, error)
     for fd in (sock, out, status):
         os.close(fd)
     os.waitpid(init, 0)
@@ -406,8 +409,7 @@ def _namespace_init(worker: Worker, request: dict, sock: int, out: int, status: 
         if pid == 0:
             _become_worker(worker, request, sock, out, status, program)
     except BaseException as error:
-        os.write(out, f"the grader's zygote could not make a sandbox: {error}\n".encode())
-        os._exit(70)
+        _sandbox_failed(out, error)
     os.close(sock)
     os.close(out)
     poll = select.poll()
@@ -467,8 +469,7 @@ def _become_worker(worker: Worker, request: dict, sock: int, out: int, status: i
         connection = socket.socket(fileno=3)
         connection.sendall(b"\0")
     except BaseException as error:
-        os.write(2, f"the grader's zygote could not make a sandbox: {error}\n".encode())
-        os._exit(70)
+        _sandbox_failed(2, error)
     worker.sock = connection
     try:
         worker.serve()

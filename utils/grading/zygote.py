@@ -93,9 +93,7 @@ class ForkedSandbox:
             os.close(self._status_fd)
             self._status_fd = None
         if self.cgroups is not None:
-            self.cgroups.kill_all()
-            self._oom_kills = self.cgroups.oom_kills()
-            self.cgroups.remove()
+            self._oom_kills = self.cgroups.release()
             self.cgroups = None
         if self._pidfd is not None:
             os.close(self._pidfd)
