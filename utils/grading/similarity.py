@@ -223,7 +223,8 @@ def normal_text(text: str) -> str:
 
 def text_pairs(question: str, answers: dict[str, str]) -> list[Pair]:
     """Every pair of written answers long enough to judge, scored by rapidfuzz's normalised similarity."""
-    texts = {name: normal_text(text) for name, text in answers.items() if len(normal_text(text)) >= MIN_TEXT}
+    normal = {name: normal_text(text) for name, text in answers.items()}
+    texts = {name: text for name, text in normal.items() if len(text) >= MIN_TEXT}
     pairs = []
     for a, b in combinations(sorted(texts), 2):
         score = fuzz.ratio(texts[a], texts[b]) / 100
